@@ -1,0 +1,2 @@
+/* The one header bindgen reads: the public libflux-core API. */
+#include <flux/core.h>

@@ -1,0 +1,552 @@
+//! The one thread that talks to Flux, and the handle the rest of the server uses to ask it.
+//!
+//! `flux_t` is not thread-safe, so a dedicated OS thread opens, uses and drops the handle. Handlers
+//! call [`Broker::snapshot`]: an answer younger than `max_age` is read lock-free from an
+//! [`ArcSwapOption`]; otherwise the ask is queued and the thread answers every queued ask with one
+//! round of RPCs. The broker therefore sees at most one round in flight and, with a cache, at
+//! most one round per `max_age`, however many clients ask. Connection failures are retried with
+//! backoff on the next ask; no ask waits longer than the RPC timeout.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use chrono::Utc;
+use tokio::sync::oneshot;
+
+use crate::snapshot::{
+    Answers, ParseError, Snapshot, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS,
+    TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD, job_list_payload,
+};
+
+/// Where answers come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A live broker reached through libflux-core.
+    Live {
+        /// Path of libflux-core; `None` loads [`flux::DEFAULT_SONAME`] from the loader path.
+        library: Option<PathBuf>,
+        /// Broker URI; `None` lets flux use `FLUX_URI` (or its built-in default).
+        uri: Option<String>,
+    },
+    /// Recorded answers in a directory, one `<topic>.json` file per RPC.
+    Replay(PathBuf),
+}
+
+impl Source {
+    /// A one-line description for logs and `/readyz`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Live { uri: Some(u), .. } => format!("live Flux broker at {u}"),
+            Source::Live { uri: None, .. } => match std::env::var("FLUX_URI") {
+                Ok(u) => format!("live Flux broker at {u} (FLUX_URI)"),
+                Err(_) => "live Flux broker (FLUX_URI unset: flux's default URI)".into(),
+            },
+            Source::Replay(dir) => {
+                format!(
+                    "RECORDED answers replayed from {} (not a live broker)",
+                    dir.display()
+                )
+            }
+        }
+    }
+}
+
+/// Settings of the broker thread.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where answers come from.
+    pub source: Source,
+    /// An answer younger than this is reused; zero asks the broker every time.
+    pub max_age: Duration,
+    /// Longest time one round of RPCs (and so one ask) may take.
+    pub timeout: Duration,
+}
+
+/// Why there is no snapshot.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BrokerError {
+    /// The broker cannot be reached (library missing, no broker, connection lost, no answer in
+    /// time). Answered as 503.
+    #[error("Flux broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker answered an RPC with an error. Answered as 500 with flux's message.
+    #[error("Flux RPC {topic} failed: {message}")]
+    Rpc {
+        /// The RPC topic.
+        topic: &'static str,
+        /// Flux's error text.
+        message: String,
+    },
+    /// An answer could not be parsed. Answered as 500.
+    #[error(transparent)]
+    Malformed(#[from] ParseError),
+}
+
+/// Counters describing the broker thread's work, read by `/readyz` and logs.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Rounds of RPCs started.
+    pub rounds: AtomicU64,
+    /// Rounds (or connection attempts) that failed.
+    pub failures: AtomicU64,
+    /// Duration of the last successful round, in microseconds.
+    pub last_round_micros: AtomicU64,
+}
+
+struct Fresh {
+    snapshot: Arc<Snapshot>,
+    at: Instant,
+}
+
+struct Shared {
+    latest: ArcSwapOption<Fresh>,
+    last_error: ArcSwapOption<BrokerError>,
+    stats: Stats,
+    settings: Settings,
+    description: String,
+}
+
+struct Ask {
+    at: Instant,
+    reply: oneshot::Sender<Result<Arc<Snapshot>, BrokerError>>,
+}
+
+enum Msg {
+    Ask(Ask),
+    Stop,
+}
+
+/// A cheap, cloneable handle to the broker thread.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+    tx: mpsc::Sender<Msg>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Broker {
+    /// Starts the broker thread. It connects on the first ask, not here, so the server starts
+    /// (and serves discovery and health) even when no broker is up.
+    ///
+    /// # Errors
+    /// When the OS refuses to start a thread.
+    pub fn start(settings: Settings) -> std::io::Result<Broker> {
+        let description = settings.source.describe();
+        let shared = Arc::new(Shared {
+            latest: ArcSwapOption::empty(),
+            last_error: ArcSwapOption::empty(),
+            stats: Stats::default(),
+            settings,
+            description,
+        });
+        let (tx, rx) = mpsc::channel();
+        let worker_shared = Arc::clone(&shared);
+        // The worker (and the handle it opens) is created on the thread that uses it.
+        let thread = std::thread::Builder::new()
+            .name("flux-broker".into())
+            .spawn(move || Worker::new(worker_shared).run(&rx))?;
+        Ok(Broker {
+            shared,
+            tx,
+            thread: Arc::new(Mutex::new(Some(thread))),
+        })
+    }
+
+    /// A snapshot no older than `max_age`, asking the broker if needed.
+    ///
+    /// # Errors
+    /// [`BrokerError`]; never waits longer than the RPC timeout.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, BrokerError> {
+        let now = Instant::now();
+        if let Some(fresh) = self.shared.latest.load().as_ref() {
+            if now.duration_since(fresh.at) < self.shared.settings.max_age {
+                return Ok(Arc::clone(&fresh.snapshot));
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::Ask(Ask { at: now, reply })).is_err() {
+            return Err(BrokerError::Unavailable(
+                "the broker thread has stopped".into(),
+            ));
+        }
+        let timeout = self.shared.settings.timeout;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(BrokerError::Unavailable(
+                "the broker thread has stopped".into(),
+            )),
+            Err(_) => Err(BrokerError::Unavailable(format!(
+                "no answer within {} (--flux-timeout)",
+                humantime(timeout)
+            ))),
+        }
+    }
+
+    /// The last successful snapshot, however old, without asking the broker.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.shared
+            .latest
+            .load()
+            .as_ref()
+            .map(|f| Arc::clone(&f.snapshot))
+    }
+
+    /// The error of the last round, if it failed.
+    pub fn last_error(&self) -> Option<BrokerError> {
+        self.shared
+            .last_error
+            .load()
+            .as_ref()
+            .map(|e| (**e).clone())
+    }
+
+    /// Counters of the broker thread.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Where answers come from, in words.
+    pub fn description(&self) -> &str {
+        &self.shared.description
+    }
+
+    /// Whether answers are recorded rather than live.
+    pub fn is_replay(&self) -> bool {
+        matches!(self.shared.settings.source, Source::Replay(_))
+    }
+
+    /// Stops the thread and waits for it (at most one round's timeout).
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
+        let handle = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Backoff between failed attempts: short, so that answers resume within about a second of the
+/// broker coming back.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// One way of getting a round of answers (a live handle or a replay directory).
+trait Connection {
+    fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError>;
+}
+
+/// A failed round: `disconnected` means the connection must be reopened.
+struct RoundError {
+    error: BrokerError,
+    disconnected: bool,
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    library: Option<flux::Library>,
+    conn: Option<Box<dyn Connection>>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>) -> Self {
+        Worker {
+            shared,
+            library: None,
+            conn: None,
+            retry_at: None,
+            backoff: BACKOFF_MIN,
+        }
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        let mut asks = Vec::new();
+        while let Ok(msg) = rx.recv() {
+            let mut stop = false;
+            for msg in std::iter::once(msg).chain(rx.try_iter()) {
+                match msg {
+                    Msg::Ask(a) => asks.push(a),
+                    Msg::Stop => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            self.serve(&mut asks);
+        }
+        tracing::debug!("broker thread stopped");
+    }
+
+    /// Answers every queued ask, running at most one round.
+    fn serve(&mut self, asks: &mut Vec<Ask>) {
+        let max_age = self.shared.settings.max_age;
+        // An ask made before the last answer arrived, or within max_age of it, needs no round.
+        if let Some(fresh) = self.shared.latest.load_full() {
+            let young = fresh.at.elapsed() < max_age;
+            let (done, waiting): (Vec<Ask>, Vec<Ask>) =
+                asks.drain(..).partition(|ask| young || fresh.at >= ask.at);
+            for ask in done {
+                let _ = ask.reply.send(Ok(Arc::clone(&fresh.snapshot)));
+            }
+            *asks = waiting;
+        }
+        if asks.is_empty() {
+            return;
+        }
+        let answer = self.round();
+        for ask in asks.drain(..) {
+            let _ = ask.reply.send(answer.clone());
+        }
+    }
+
+    fn round(&mut self) -> Result<Arc<Snapshot>, BrokerError> {
+        if let (Some(at), Some(err)) = (self.retry_at, self.shared.last_error.load_full()) {
+            if Instant::now() < at {
+                return Err((*err).clone()); // still backing off: answer at once
+            }
+        }
+        let result = self.try_round();
+        match &result {
+            Ok(_) => {
+                if self.shared.last_error.swap(None).is_some() {
+                    tracing::info!(source = %self.shared.description, "Flux broker answers again");
+                }
+                self.retry_at = None;
+                self.backoff = BACKOFF_MIN;
+            }
+            Err(e) => {
+                self.shared.stats.failures.fetch_add(1, Ordering::Relaxed);
+                let previous = self.shared.last_error.swap(Some(Arc::new(e.clone())));
+                if previous.as_deref() != Some(e) {
+                    tracing::warn!(error = %e, retry_in = ?self.backoff, "broker round failed");
+                }
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+        result
+    }
+
+    fn try_round(&mut self) -> Result<Arc<Snapshot>, BrokerError> {
+        let settings = &self.shared.settings;
+        if self.conn.is_none() {
+            self.conn = Some(connect(&settings.source, &mut self.library)?);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| BrokerError::Unavailable("no connection".into()))?;
+        self.shared.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let answers = match conn.round(settings.timeout) {
+            Ok(a) => a,
+            Err(RoundError {
+                error,
+                disconnected,
+            }) => {
+                if disconnected {
+                    self.conn = None;
+                }
+                return Err(error);
+            }
+        };
+        let snapshot = Arc::new(Snapshot::parse(&answers, Utc::now())?);
+        let took = started.elapsed();
+        self.shared.stats.last_round_micros.store(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        tracing::debug!(took = ?took, "broker round");
+        self.shared.latest.store(Some(Arc::new(Fresh {
+            snapshot: Arc::clone(&snapshot),
+            at: Instant::now(),
+        })));
+        Ok(snapshot)
+    }
+}
+
+fn connect(
+    source: &Source,
+    library: &mut Option<flux::Library>,
+) -> Result<Box<dyn Connection>, BrokerError> {
+    match source {
+        Source::Replay(dir) => Ok(Box::new(Replay { dir: dir.clone() })),
+        Source::Live { library: path, uri } => {
+            let lib = match library {
+                Some(lib) => lib.clone(),
+                None => {
+                    let lib = flux::Library::load(path.as_deref())
+                        .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+                    tracing::info!(version = lib.version(), path = %lib.path().display(), "loaded libflux-core");
+                    library.insert(lib).clone()
+                }
+            };
+            let handle = flux::Handle::open(&lib, uri.as_deref()).map_err(|e| {
+                let hint = if uri.is_none() && std::env::var_os("FLUX_URI").is_none() {
+                    " (FLUX_URI is unset: run inside a Flux instance, or pass --flux-uri)"
+                } else {
+                    ""
+                };
+                BrokerError::Unavailable(format!("{e}{hint}"))
+            })?;
+            tracing::info!("connected to the Flux broker");
+            Ok(Box::new(Live { handle }))
+        }
+    }
+}
+
+struct Live {
+    handle: flux::Handle,
+}
+
+/// Whether an RPC error means the connection to the broker is gone or useless.
+fn is_disconnect(e: &flux::Error) -> bool {
+    use std::io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, NotConnected, NotFound,
+    };
+    e.errno().is_some_and(|n| {
+        matches!(
+            std::io::Error::from_raw_os_error(n).kind(),
+            BrokenPipe
+                | ConnectionAborted
+                | ConnectionRefused
+                | ConnectionReset
+                | NotConnected
+                | NotFound
+        )
+    })
+}
+
+fn is_enosys(e: &flux::Error) -> bool {
+    e.errno().is_some_and(|n| {
+        std::io::Error::from_raw_os_error(n).kind() == std::io::ErrorKind::Unsupported
+    })
+}
+
+fn is_timeout(e: &flux::Error) -> bool {
+    e.errno().is_some_and(|n| {
+        std::io::Error::from_raw_os_error(n).kind() == std::io::ErrorKind::TimedOut
+    })
+}
+
+impl Live {
+    fn fail(topic: &'static str, e: &flux::Error, timeout: Duration) -> RoundError {
+        if is_timeout(e) {
+            return RoundError {
+                error: BrokerError::Unavailable(format!(
+                    "{topic} got no answer within {} (--flux-timeout)",
+                    humantime(timeout)
+                )),
+                disconnected: false,
+            };
+        }
+        if is_disconnect(e) {
+            return RoundError {
+                error: BrokerError::Unavailable(format!("connection lost during {topic}: {e}")),
+                disconnected: true,
+            };
+        }
+        RoundError {
+            error: BrokerError::Rpc {
+                topic,
+                message: e.to_string(),
+            },
+            disconnected: false,
+        }
+    }
+}
+
+impl Connection for Live {
+    fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let h = &self.handle;
+        let send = |topic: &'static str, payload: Option<&str>, node: u32| {
+            h.rpc(topic, payload, node)
+                .map_err(|e| Live::fail(topic, &e, timeout))
+        };
+        // Send all four requests before waiting, so that a round costs one broker round trip.
+        let list_payload = job_list_payload();
+        let sched = send(TOPIC_SCHED_STATUS, None, 0)?;
+        let status = send(TOPIC_RESOURCE_STATUS, None, 0)?;
+        let stats = send(TOPIC_JOB_STATS, Some("{}"), flux::NODEID_ANY)?;
+        let list = send(TOPIC_JOB_LIST, Some(&list_payload), flux::NODEID_ANY)?;
+        let sched_status = match sched.get(left()) {
+            Err(e) if is_enosys(&e) => send(TOPIC_SCHED_STATUS_OLD, None, 0)?
+                .get(left())
+                .map_err(|e| Live::fail(TOPIC_SCHED_STATUS_OLD, &e, timeout))?,
+            other => other.map_err(|e| Live::fail(TOPIC_SCHED_STATUS, &e, timeout))?,
+        };
+        let get = |rpc: &flux::Rpc<'_>, topic| {
+            rpc.get(left()).map_err(|e| Live::fail(topic, &e, timeout))
+        };
+        Ok(Answers {
+            sched_status,
+            resource_status: get(&status, TOPIC_RESOURCE_STATUS)?,
+            job_stats: get(&stats, TOPIC_JOB_STATS)?,
+            job_list: get(&list, TOPIC_JOB_LIST)?,
+        })
+    }
+}
+
+/// Recorded answers: `<dir>/<topic>.json`, read afresh each round so that edits show up.
+struct Replay {
+    dir: PathBuf,
+}
+
+impl Replay {
+    fn read(&self, topic: &'static str) -> Result<String, std::io::Error> {
+        std::fs::read_to_string(self.dir.join(format!("{topic}.json")))
+    }
+
+    fn answer(&self, topic: &'static str) -> Result<String, RoundError> {
+        self.read(topic)
+            .map_err(|e| replay_error(&self.dir, topic, &e))
+    }
+}
+
+fn replay_error(dir: &Path, topic: &'static str, e: &std::io::Error) -> RoundError {
+    RoundError {
+        error: BrokerError::Rpc {
+            topic,
+            message: format!(
+                "no recorded answer: {}: {e}",
+                dir.join(format!("{topic}.json")).display()
+            ),
+        },
+        disconnected: false,
+    }
+}
+
+impl Connection for Replay {
+    fn round(&mut self, _timeout: Duration) -> Result<Answers, RoundError> {
+        let sched_status = match self.read(TOPIC_SCHED_STATUS) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.answer(TOPIC_SCHED_STATUS_OLD)?
+            }
+            Err(e) => return Err(replay_error(&self.dir, TOPIC_SCHED_STATUS, &e)),
+        };
+        Ok(Answers {
+            sched_status,
+            resource_status: self.answer(TOPIC_RESOURCE_STATUS)?,
+            job_stats: self.answer(TOPIC_JOB_STATS)?,
+            job_list: self.answer(TOPIC_JOB_LIST)?,
+        })
+    }
+}
+
+/// `1.5s`, `250ms`: durations as a person writes them (and as our flags accept them).
+pub fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,148 @@
+//! Discovery served by this server itself, never proxied: `/apis`, the group documents, one
+//! `APIResourceList` per group version (the aggregator's availability probe), `/version` and
+//! the OpenAPI documents.
+//!
+//! Every list is built from the metric catalogue, so discovery can never disagree with what the
+//! metric routes serve.
+
+use axum::Json;
+use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::AppState;
+use crate::k8s::{
+    ApiGroup, ApiGroupList, ApiResource, ApiResourceList, CUSTOM_GROUP, CustomVersion,
+    EXTERNAL_GROUP, EXTERNAL_VERSION, VersionInfo,
+};
+use crate::metrics::CATALOGUE;
+use crate::openapi;
+use crate::path::Group;
+
+/// The objects a custom metric is listed for in discovery, with whether they are namespaced.
+/// Any object may be asked about (a Flux metric describes the whole instance); these are the
+/// ones an HPA names in practice: the Namespace, the Service of this server, the MiniCluster.
+pub const DESCRIBED_RESOURCES: [(&str, bool); 3] = [
+    ("namespaces", false),
+    ("services", true),
+    ("miniclusters.flux-framework.org", true),
+];
+
+/// Fixed-path discovery routes (the `/apis` tree is parsed in `routes::apis`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/version", get(version))
+        .route("/openapi/v2", get(openapi_v2))
+        .route("/openapi/v3", get(openapi_v3))
+        .route(
+            "/openapi/v3/apis/{group}/{version}",
+            get(openapi_v3_group_version),
+        )
+}
+
+fn custom_group() -> ApiGroup {
+    let versions: Vec<&str> = CustomVersion::ALL.iter().map(|v| v.as_str()).collect();
+    ApiGroup::new(CUSTOM_GROUP, &versions)
+}
+
+fn external_group() -> ApiGroup {
+    ApiGroup::new(EXTERNAL_GROUP, &[EXTERNAL_VERSION])
+}
+
+/// `GET /apis`: both groups, v1beta2 preferred (plain JSON even when aggregated discovery is
+/// asked for: clients then fall back to the per-version documents).
+pub fn group_list() -> Response {
+    Json(ApiGroupList::new(vec![custom_group(), external_group()])).into_response()
+}
+
+/// `GET /apis/<group>`.
+pub fn group(g: Group) -> Response {
+    let doc = match g {
+        Group::Custom => custom_group(),
+        Group::External => external_group(),
+    };
+    Json(doc.standalone()).into_response()
+}
+
+/// `GET /apis/custom.metrics.k8s.io/<version>`: every metric, for each described resource.
+pub fn custom_resources(v: CustomVersion) -> Response {
+    let resources = CATALOGUE
+        .iter()
+        .flat_map(|m| {
+            DESCRIBED_RESOURCES
+                .iter()
+                .map(move |(resource, namespaced)| ApiResource {
+                    name: format!("{resource}/{}", m.name),
+                    singular_name: String::new(),
+                    namespaced: *namespaced,
+                    kind: "MetricValueList",
+                    verbs: vec!["get"],
+                })
+        })
+        .collect();
+    Json(ApiResourceList::new(v.group_version(), resources)).into_response()
+}
+
+/// `GET /apis/external.metrics.k8s.io/v1beta1`: every metric.
+pub fn external_resources() -> Response {
+    let resources = CATALOGUE
+        .iter()
+        .map(|m| ApiResource {
+            name: m.name.to_owned(),
+            singular_name: String::new(),
+            namespaced: true,
+            kind: "ExternalMetricValueList",
+            verbs: vec!["get"],
+        })
+        .collect();
+    Json(ApiResourceList::new(
+        "external.metrics.k8s.io/v1beta1",
+        resources,
+    ))
+    .into_response()
+}
+
+/// `GET /version`: this program's version in `version.Info` form (kubectl reads it first).
+async fn version() -> Json<VersionInfo> {
+    Json(version_info())
+}
+
+/// This program's `version.Info`.
+pub fn version_info() -> VersionInfo {
+    let v = env!("CARGO_PKG_VERSION");
+    let mut parts = v.split('.');
+    VersionInfo {
+        major: parts.next().unwrap_or_default().to_owned(),
+        minor: parts.next().unwrap_or_default().to_owned(),
+        git_version: format!("v{v}"),
+        git_commit: option_env!("FLUX_METRICS_GIT_COMMIT")
+            .unwrap_or_default()
+            .to_owned(),
+        git_tree_state: String::new(),
+        build_date: String::new(),
+        go_version: String::new(), // not a Go program
+        compiler: "rustc".to_owned(),
+        platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    }
+}
+
+/// `GET /openapi/v2`: a Swagger 2.0 document of our own paths.
+async fn openapi_v2() -> Response {
+    Json(openapi::v2()).into_response()
+}
+
+/// `GET /openapi/v3`: the index of per-group-version OpenAPI 3 documents.
+async fn openapi_v3() -> Response {
+    Json(openapi::v3_index()).into_response()
+}
+
+/// `GET /openapi/v3/apis/<group>/<version>`.
+async fn openapi_v3_group_version(
+    axum::extract::Path((group, version)): axum::extract::Path<(String, String)>,
+) -> Result<Response, crate::error::ApiError> {
+    openapi::v3(&group, &version)
+        .map(|d| Json(d).into_response())
+        .ok_or_else(|| {
+            crate::error::ApiError::NotFound(format!("no OpenAPI document for {group}/{version}"))
+        })
+}

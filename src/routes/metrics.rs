@@ -1,0 +1,315 @@
+//! Metric values: custom metrics of an object (v1beta1 and v1beta2) and external metrics.
+//!
+//! A Flux metric describes the whole Flux instance, so any one object may carry it (the
+//! Namespace, this server's Service, the MiniCluster); job metrics have one label, `queue`.
+//! Upstream paths: <https://github.com/kubernetes/metrics/blob/master/pkg/apis/custom_metrics/v1beta2/types.go>.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::k8s::{
+    CustomVersion, ExternalMetricValue, ExternalMetricValueList, LabelSelector, MetricValue,
+    MetricValueList, ObjectReference, Time,
+};
+use crate::metrics::{self, Metric, QUEUE_LABEL};
+use crate::path::{Object, Query};
+use crate::quantity;
+use crate::selector::{Operator, Selector};
+use crate::snapshot::Snapshot;
+
+/// Which series of a metric a selector asks for: the whole instance, or some queues.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Series {
+    /// The whole-instance series (no labels).
+    Whole,
+    /// These queues' series.
+    Queues(Vec<String>),
+}
+
+/// Parses a selector parameter.
+fn parse_selector(param: &str, text: Option<&str>) -> Result<Selector, ApiError> {
+    Selector::parse(text.unwrap_or("")).map_err(|e| ApiError::BadRequest(format!("{param}: {e}")))
+}
+
+/// The series of `metric` that `selector` asks for. Without a requirement on `queue`, the
+/// whole-instance series (never the sum of every series: an HPA would count jobs twice).
+///
+/// # Errors
+/// 400 for labels flux metrics do not have, 404 for queues the instance lacks.
+pub fn select(
+    metric: &Metric,
+    selector: &Selector,
+    snapshot: &Snapshot,
+) -> Result<Series, ApiError> {
+    if let Some(other) = selector.requirements.iter().find(|r| r.key != QUEUE_LABEL) {
+        return Err(ApiError::BadRequest(format!(
+            "flux metrics have no label {:?}; the only label is {QUEUE_LABEL:?} (on job_* metrics)",
+            other.key
+        )));
+    }
+    let Some(req) = selector.get(QUEUE_LABEL) else {
+        return Ok(Series::Whole);
+    };
+    if !metric.has_queue_label() {
+        return Err(metrics::ValueError::NoQueueLabel(metric.name).into());
+    }
+    if req.operator == Operator::DoesNotExist {
+        return Ok(Series::Whole);
+    }
+    // Named queues must exist: a typo must not look like an empty queue.
+    if matches!(req.operator, Operator::Equals | Operator::In) {
+        for q in &req.values {
+            snapshot
+                .job_counts(Some(q))
+                .map_err(metrics::ValueError::from)?;
+        }
+    }
+    let queues: Vec<String> = snapshot
+        .queues
+        .keys()
+        .filter(|q| selector.matches(&BTreeMap::from([(QUEUE_LABEL.to_owned(), (*q).clone())])))
+        .cloned()
+        .collect();
+    if queues.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no queue of this Flux instance matches {selector}; its queues are: [{}]",
+            snapshot
+                .queues
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(Series::Queues(queues))
+}
+
+fn unknown_metric(name: &str, what: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "the server could not find the metric {name} for {what}: see /apis/custom.metrics.k8s.io/v1beta2 for the metrics this server has"
+    ))
+}
+
+fn value_text(v: u64) -> String {
+    quantity::format_int(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// `GET /apis/custom.metrics.k8s.io/<v>/...`: the metric of one named object.
+///
+/// # Errors
+/// 404 unknown metric or queue, 400 wildcard or bad selector, 503/500 broker.
+pub async fn custom(
+    s: &AppState,
+    version: CustomVersion,
+    object: &Object,
+    name: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let described = described_object(object);
+    let metric = metrics::find(name)
+        .ok_or_else(|| unknown_metric(name, &format!("{} {}", object.resource, object.name)))?;
+    if object.is_wildcard() {
+        return Err(ApiError::BadRequest(format!(
+            "metric {name} describes the whole Flux instance, not each of the {}: use an Object metric naming one object (for example the Service of this server) or an External metric",
+            object.resource
+        )));
+    }
+    let selector = parse_selector(
+        "metricLabelSelector",
+        query.metric_label_selector.as_deref(),
+    )?;
+    let snapshot = s.broker.snapshot().await?;
+    let queue = match select(metric, &selector, &snapshot)? {
+        Series::Whole => None,
+        Series::Queues(q) if q.len() == 1 => q.into_iter().next(),
+        Series::Queues(q) => {
+            return Err(ApiError::BadRequest(format!(
+                "metricLabelSelector {selector} selects {} queues ({}), and an object metric has one value: select one queue, or use an External metric to sum them",
+                q.len(),
+                q.join(", ")
+            )));
+        }
+    };
+    let value = metric.value(&snapshot, queue.as_deref())?;
+    let item = MetricValue {
+        described_object: described,
+        name: metric.name.to_owned(),
+        selector: queue.map(|q| LabelSelector {
+            match_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
+        }),
+        timestamp: Time(snapshot.taken_at),
+        window_seconds: None,
+        value: value_text(value),
+    };
+    Ok(Json(MetricValueList {
+        version,
+        items: vec![item],
+    })
+    .into_response())
+}
+
+/// `GET /apis/external.metrics.k8s.io/v1beta1/namespaces/<ns>/<metric>`: one item per series
+/// selected by `labelSelector` (the whole instance when it names no queue).
+///
+/// # Errors
+/// 404 unknown metric or queue, 400 bad selector, 503/500 broker.
+pub async fn external(
+    s: &AppState,
+    _namespace: &str,
+    name: &str,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let metric = metrics::find(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "the server could not find the external metric {name}: see /apis/external.metrics.k8s.io/v1beta1 for the metrics this server has"
+        ))
+    })?;
+    let selector = parse_selector("labelSelector", query.label_selector.as_deref())?;
+    let snapshot = s.broker.snapshot().await?;
+    let timestamp = Time(snapshot.taken_at);
+    let items = match select(metric, &selector, &snapshot)? {
+        Series::Whole => vec![ExternalMetricValue {
+            metric_name: metric.name.to_owned(),
+            metric_labels: BTreeMap::new(),
+            timestamp,
+            window_seconds: None,
+            value: value_text(metric.value(&snapshot, None)?),
+        }],
+        Series::Queues(queues) => queues
+            .into_iter()
+            .map(|q| {
+                let value = value_text(metric.value(&snapshot, Some(&q))?);
+                Ok(ExternalMetricValue {
+                    metric_name: metric.name.to_owned(),
+                    metric_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
+                    timestamp,
+                    window_seconds: None,
+                    value,
+                })
+            })
+            .collect::<Result<_, ApiError>>()?,
+    };
+    Ok(Json(ExternalMetricValueList::new(items)).into_response())
+}
+
+/// Kinds and API versions of the resources an HPA commonly names; others get a kind derived
+/// from the resource name and no apiVersion (the HPA reads only `describedObject.name`).
+const KINDS: [(&str, &str, &str); 9] = [
+    ("namespaces", "Namespace", "v1"),
+    ("services", "Service", "v1"),
+    ("pods", "Pod", "v1"),
+    ("nodes", "Node", "v1"),
+    (
+        "miniclusters.flux-framework.org",
+        "MiniCluster",
+        "flux-framework.org/v1alpha2",
+    ),
+    ("deployments.apps", "Deployment", "apps/v1"),
+    ("statefulsets.apps", "StatefulSet", "apps/v1"),
+    ("jobs.batch", "Job", "batch/v1"),
+    (
+        "ingresses.networking.k8s.io",
+        "Ingress",
+        "networking.k8s.io/v1",
+    ),
+];
+
+/// The `describedObject` of a custom metric answer: the object the request named.
+pub fn described_object(o: &Object) -> ObjectReference {
+    let (kind, api_version) = match KINDS.iter().find(|(r, ..)| *r == o.resource) {
+        Some((_, kind, v)) => ((*kind).to_owned(), (*v).to_owned()),
+        None => {
+            let plural = o.resource.split('.').next().unwrap_or_default();
+            let singular = plural.strip_suffix('s').unwrap_or(plural);
+            let mut chars = singular.chars();
+            let kind = chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str());
+            (kind.unwrap_or_default(), String::new())
+        }
+    };
+    ObjectReference {
+        kind,
+        namespace: o.namespace.clone().unwrap_or_default(),
+        name: o.name.clone(),
+        api_version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::tests::snapshot;
+
+    fn sel(s: &str) -> Selector {
+        Selector::parse(s).unwrap()
+    }
+
+    #[test]
+    fn no_queue_requirement_is_the_whole_instance() {
+        let s = snapshot("gpus-queues");
+        let m = metrics::find("job_queue_state_sched_count").unwrap();
+        assert_eq!(select(m, &sel(""), &s), Ok(Series::Whole));
+        assert_eq!(select(m, &sel("!queue"), &s), Ok(Series::Whole));
+    }
+
+    #[test]
+    fn queue_selectors() {
+        let s = snapshot("gpus-queues");
+        let m = metrics::find("job_queue_state_sched_count").unwrap();
+        let q = |v: &[&str]| Series::Queues(v.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(select(m, &sel("queue=batch"), &s), Ok(q(&["batch"])));
+        assert_eq!(
+            select(m, &sel("queue in (debug,batch)"), &s),
+            Ok(q(&["batch", "debug"]))
+        );
+        assert_eq!(select(m, &sel("queue!=batch"), &s), Ok(q(&["debug"])));
+        assert_eq!(select(m, &sel("queue"), &s), Ok(q(&["batch", "debug"])));
+        assert!(matches!(
+            select(m, &sel("queue=gpu"), &s),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            select(m, &sel("queue in (batch,gpu)"), &s),
+            Err(ApiError::NotFound(_))
+        ));
+        assert!(matches!(
+            select(m, &sel("app=web"), &s),
+            Err(ApiError::BadRequest(_))
+        ));
+        let up = metrics::find("node_up_count").unwrap();
+        assert!(matches!(
+            select(up, &sel("queue=batch"), &s),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn described_object_kinds() {
+        let o = Object {
+            namespace: Some("ns".into()),
+            resource: "services".into(),
+            name: "svc".into(),
+        };
+        let r = described_object(&o);
+        assert_eq!(
+            (
+                r.kind.as_str(),
+                r.api_version.as_str(),
+                r.namespace.as_str()
+            ),
+            ("Service", "v1", "ns")
+        );
+        let o = Object {
+            namespace: None,
+            resource: "widgets.example.com".into(),
+            name: "w".into(),
+        };
+        let r = described_object(&o);
+        assert_eq!((r.kind.as_str(), r.api_version.as_str()), ("Widget", ""));
+    }
+}

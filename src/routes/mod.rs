@@ -1,0 +1,96 @@
+//! The HTTP surface: `router(state)` merges every route, so the served paths read in one place.
+//!
+//! Health, version and OpenAPI have fixed paths; everything under `/apis` (and the `--api-path`
+//! alias) goes through [`apis`], which parses the path with [`crate::path`] rather than axum's
+//! matcher, so that percent-encoding, wildcards and errors follow Kubernetes' rules.
+
+pub mod discovery;
+pub mod health;
+pub mod metrics;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::path::{self, ApiPath};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// The broker thread's handle.
+    pub broker: Broker,
+    /// `--api-path`, when it differs from the standard v1beta2 root.
+    pub api_alias: Option<String>,
+}
+
+impl AppState {
+    /// State for a router.
+    pub fn new(broker: Broker, api_alias: Option<String>) -> Self {
+        AppState(Arc::new(Inner { broker, api_alias }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(discovery::router())
+        .fallback(apis)
+        .layer(middleware::from_fn(refuse_bodies))
+        .with_state(state)
+}
+
+/// Every route is read-only: a request carrying a body is refused before it is read.
+async fn refuse_bodies(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        return ApiError::BodyNotAllowed.into_response();
+    }
+    next.run(req).await
+}
+
+/// Everything under `/apis` and the `--api-path` alias: discovery documents and metric values.
+async fn apis(
+    State(s): State<AppState>,
+    method: Method,
+    req: Request,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::MethodNotAllowed(method.to_string()));
+    }
+    let uri = req.uri();
+    let query = path::parse_query(uri.query());
+    match path::parse(uri.path(), s.api_alias.as_deref())? {
+        ApiPath::GroupList => Ok(discovery::group_list()),
+        ApiPath::Group(g) => Ok(discovery::group(g)),
+        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(v)),
+        ApiPath::ExternalResources => Ok(discovery::external_resources()),
+        ApiPath::Custom {
+            version,
+            object,
+            metric,
+        } => metrics::custom(&s, version, &object, &metric, &query).await,
+        ApiPath::External { namespace, metric } => {
+            metrics::external(&s, &namespace, &metric, &query).await
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The accept loop: TLS handshakes off the accept path, connection limits, timeouts, access
+//! logs and graceful shutdown, around the axum router.
+//!
+//! We run hyper's connection builder ourselves instead of `axum::serve` because it exposes the
+//! knobs a server facing slow or hostile clients needs: a header-read timeout, a cap on header
+//! size, a cap on concurrent connections, and a bounded grace period at shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+
+use crate::broker::Broker;
+use crate::cli::{Limits, ServeConfig};
+use crate::routes::{self, AppState};
+
+/// Largest request head (request line and headers) accepted; larger ones get 431.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Runs the server on `listener` until `shutdown` completes, then lets requests in flight finish
+/// (within `--shutdown-grace`) and stops the broker thread.
+///
+/// # Errors
+/// Startup failures: bad certificates, or a broker thread that cannot start.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let tls = crate::tls::server_config(&config.tls)?.map(TlsAcceptor::from);
+    let broker = Broker::start(config.broker.clone()).context("starting the broker thread")?;
+    if broker.is_replay() {
+        tracing::warn!(
+            source = broker.description(),
+            "REPLAY MODE: serving recorded answers, not live Flux state"
+        );
+    }
+    let addr = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    tracing::info!(
+        %addr,
+        scheme = if tls.is_some() { "https" } else { "http" },
+        source = broker.description(),
+        max_age = ?config.broker.max_age,
+        "serving the custom and external metrics APIs"
+    );
+    if tls.is_none() {
+        tracing::warn!(
+            "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
+        );
+    }
+    let state = AppState::new(broker.clone(), config.api_alias.clone());
+    let app = routes::router(state).layer(middleware::from_fn(access_log));
+    serve(listener, tls, app, config.limits, shutdown).await;
+    tokio::task::spawn_blocking(move || broker.stop())
+        .await
+        .ok();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEAD_BYTES).unwrap_or(u32::MAX))
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let refused = AtomicU64::new(0);
+    tokio::pin!(shutdown);
+
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            let n = refused.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() || n == 0 {
+                tracing::warn!(
+                    %peer,
+                    max = limits.max_connections,
+                    refused_so_far = n + 1,
+                    "connection limit reached (--max-connections): closing new connection"
+                );
+            }
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, tls, builder) = (app.clone(), tls.clone(), Arc::clone(&builder));
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = TowerToHyperService::new(app);
+            match tls {
+                None => serve_connection(&builder, tcp, service, watcher).await,
+                Some(acceptor) => {
+                    // The handshake runs in this connection's own task, with a deadline, so a
+                    // stalled client never blocks the accept loop or other clients.
+                    let stream =
+                        match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                return tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                        };
+                    serve_connection(&builder, stream, service, watcher).await;
+                }
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!(grace = ?limits.shutdown_grace, "shutting down: finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!("--shutdown-grace elapsed: closing connections with requests still in flight");
+        }
+    }
+}
+
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// One log line per request: method, path, status and latency.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let version = req.version();
+    let response = next.run(req).await;
+    tracing::info!(
+        method = %method,
+        path = %uri,
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        version = ?version,
+        "request"
+    );
+    response
+}

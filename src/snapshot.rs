@@ -1,0 +1,574 @@
+//! What one round of broker RPCs says, parsed, and the numbers derived from it.
+//!
+//! Pure code: no I/O, no clocks besides the `taken_at` it is given. The broker thread builds a
+//! [`Snapshot`] from the raw answers ([`Answers`]); handlers only read it. Semantics follow
+//! `flux resource list` and `flux jobs --stats` (see `tests/fixtures/README.md`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::rlist::{IdSet, ResourceSet};
+
+/// RPC topic of the scheduler's view of resources (all / down / allocated).
+pub const TOPIC_SCHED_STATUS: &str = "resource.sched-status";
+/// The same RPC under the name flux-core used before 0.49 (tried on ENOSYS).
+pub const TOPIC_SCHED_STATUS_OLD: &str = "sched.resource-status";
+/// RPC topic of the resource module's status (drain, online, offline).
+pub const TOPIC_RESOURCE_STATUS: &str = "resource.status";
+/// RPC topic of the job-list module's counters.
+pub const TOPIC_JOB_STATS: &str = "job-list.job-stats";
+/// RPC topic of the job-list module's job listing.
+pub const TOPIC_JOB_LIST: &str = "job-list.list";
+
+/// Flux job state bits (`flux_job_state_t`).
+const STATE_DEPEND: u32 = 2;
+const STATE_PRIORITY: u32 = 4;
+const STATE_SCHED: u32 = 8;
+
+/// Payload of the `job-list.list` RPC: every pending job (DEPEND|PRIORITY|SCHED) of every user,
+/// no limit, with the attributes the demand metrics need.
+pub fn job_list_payload() -> String {
+    serde_json::json!({
+        "max_entries": 0,
+        "states": STATE_DEPEND | STATE_PRIORITY | STATE_SCHED,
+        "results": 0,
+        "userid": u32::MAX, // FLUX_USERID_UNKNOWN: all users
+        "attrs": ["state", "nnodes", "ntasks", "ncores", "urgency", "priority", "queue"],
+    })
+    .to_string()
+}
+
+/// The raw JSON text of the answers of one round, by RPC.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    /// `resource.sched-status` (or `sched.resource-status`).
+    pub sched_status: String,
+    /// `resource.status`.
+    pub resource_status: String,
+    /// `job-list.job-stats`.
+    pub job_stats: String,
+    /// `job-list.list` with [`job_list_payload`].
+    pub job_list: String,
+}
+
+/// An answer that could not be understood.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed answer to {topic}: {message}")]
+pub struct ParseError {
+    /// The RPC whose answer was malformed.
+    pub topic: &'static str,
+    /// What was wrong with it.
+    pub message: String,
+}
+
+/// Job counters of the whole instance or of one queue, plus the demand of its waiting jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    /// Jobs in state DEPEND.
+    pub depend: u64,
+    /// Jobs in state PRIORITY.
+    pub priority: u64,
+    /// Jobs in state SCHED.
+    pub sched: u64,
+    /// Jobs in state RUN.
+    pub run: u64,
+    /// Jobs in state CLEANUP.
+    pub cleanup: u64,
+    /// Jobs in state INACTIVE (not yet purged).
+    pub inactive: u64,
+    /// Inactive jobs that completed successfully.
+    pub successful: u64,
+    /// Inactive jobs that failed, as job-list counts them (`flux jobs --stats`).
+    pub failed: u64,
+    /// Inactive jobs that were canceled.
+    pub canceled: u64,
+    /// Inactive jobs that ran out of time.
+    pub timeout: u64,
+    /// Nodes that the waiting jobs ask for (see [`Snapshot::parse`]).
+    pub pending_nodes: u64,
+}
+
+impl JobCounts {
+    /// Jobs waiting to run: DEPEND + PRIORITY + SCHED.
+    pub fn pending(&self) -> u64 {
+        self.depend + self.priority + self.sched
+    }
+}
+
+/// Node, core and GPU counts, as `flux resource list` derives them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeCounts {
+    /// Nodes in the whole resource set (up or down).
+    pub all: u64,
+    /// Nodes up (all − down).
+    pub up: u64,
+    /// Up nodes with at least one free core or GPU.
+    pub free: u64,
+    /// Up nodes with every core and GPU free.
+    pub idle: u64,
+    /// Nodes down (drained ones included).
+    pub down: u64,
+    /// Nodes drained by an administrator.
+    pub drained: u64,
+    /// Nodes holding any allocation.
+    pub allocated: u64,
+    /// Cores on up nodes.
+    pub cores_up: u64,
+    /// Free cores on up nodes.
+    pub cores_free: u64,
+    /// Allocated cores on up nodes.
+    pub cores_allocated: u64,
+    /// GPUs on up nodes.
+    pub gpus_up: u64,
+    /// Free GPUs on up nodes.
+    pub gpus_free: u64,
+    /// Highest allocated rank + 1, or 0 when nothing is allocated.
+    pub min_size: u64,
+}
+
+/// The parsed state of the Flux instance at one moment.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// When the broker answered (the end of the round).
+    pub taken_at: DateTime<Utc>,
+    /// Every resource, up or down.
+    pub all: ResourceSet,
+    /// Resources up.
+    pub up: ResourceSet,
+    /// Resources down.
+    pub down: ResourceSet,
+    /// Resources allocated to jobs.
+    pub allocated: ResourceSet,
+    /// Up resources not allocated.
+    pub free: ResourceSet,
+    /// Drained ranks.
+    pub drained: IdSet,
+    /// Derived node/core/GPU counts.
+    pub nodes: NodeCounts,
+    /// Job counters of the whole instance.
+    pub jobs: JobCounts,
+    /// Job counters of each named queue (empty when the instance has no named queues).
+    pub queues: BTreeMap<String, JobCounts>,
+}
+
+#[derive(Deserialize)]
+struct SchedStatus {
+    all: serde_json::Value,
+    #[serde(default)]
+    down: serde_json::Value,
+    #[serde(default)]
+    allocated: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct ResourceStatus {
+    #[serde(default)]
+    drain: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StateCounts {
+    depend: u64,
+    priority: u64,
+    sched: u64,
+    run: u64,
+    cleanup: u64,
+    inactive: u64,
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    job_states: StateCounts,
+    #[serde(default)]
+    successful: u64,
+    #[serde(default)]
+    failed: u64,
+    #[serde(default)]
+    canceled: u64,
+    #[serde(default)]
+    timeout: u64,
+}
+
+#[derive(Deserialize)]
+struct QueueStats {
+    name: String,
+    #[serde(flatten)]
+    stats: Stats,
+}
+
+#[derive(Deserialize)]
+struct JobStats {
+    #[serde(flatten)]
+    stats: Stats,
+    #[serde(default)]
+    queues: Vec<QueueStats>,
+}
+
+#[derive(Deserialize)]
+struct JobList {
+    jobs: Vec<PendingJob>,
+}
+
+#[derive(Deserialize)]
+struct PendingJob {
+    state: u32,
+    #[serde(default)]
+    nnodes: Option<u64>,
+    #[serde(default)]
+    ncores: Option<u64>,
+    #[serde(default)]
+    urgency: i64,
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+impl From<&Stats> for JobCounts {
+    fn from(s: &Stats) -> Self {
+        let j = &s.job_states;
+        JobCounts {
+            depend: j.depend,
+            priority: j.priority,
+            sched: j.sched,
+            run: j.run,
+            cleanup: j.cleanup,
+            inactive: j.inactive,
+            successful: s.successful,
+            failed: s.failed,
+            canceled: s.canceled,
+            timeout: s.timeout,
+            pending_nodes: 0,
+        }
+    }
+}
+
+fn json<'a, T: Deserialize<'a>>(topic: &'static str, text: &'a str) -> Result<T, ParseError> {
+    serde_json::from_str(text).map_err(|e| ParseError {
+        topic,
+        message: e.to_string(),
+    })
+}
+
+fn rset(
+    topic: &'static str,
+    which: &str,
+    v: &serde_json::Value,
+) -> Result<ResourceSet, ParseError> {
+    ResourceSet::from_json(v).map_err(|e| ParseError {
+        topic,
+        message: format!("{which}: {e}"),
+    })
+}
+
+/// What waiting jobs ask for, in nodes and (for jobs that give no node count) in cores.
+#[derive(Default, Clone, Copy)]
+struct Demand {
+    nodes: u64,
+    cores: u64,
+}
+
+impl Demand {
+    fn add(&mut self, job: &PendingJob) {
+        match (job.nnodes, job.ncores) {
+            (Some(n), _) => self.nodes = self.nodes.saturating_add(n),
+            (None, Some(c)) => self.cores = self.cores.saturating_add(c),
+            // A job that states neither asks for at least one core.
+            (None, None) => self.cores = self.cores.saturating_add(1),
+        }
+    }
+
+    /// Cores are converted into nodes of the largest size, rounded up once for the whole sum.
+    fn in_nodes(self, cores_per_node: u64) -> u64 {
+        let core_nodes = match cores_per_node {
+            0 => self.cores, // no cores known: one node per core is the conservative guess
+            c => self.cores.div_ceil(c),
+        };
+        self.nodes.saturating_add(core_nodes)
+    }
+}
+
+impl Snapshot {
+    /// Parses the answers of one round taken at `taken_at`.
+    ///
+    /// # Errors
+    /// A [`ParseError`] naming the RPC whose answer is malformed (wrong types, bad idsets,
+    /// absurd sizes).
+    pub fn parse(a: &Answers, taken_at: DateTime<Utc>) -> Result<Snapshot, ParseError> {
+        let t = TOPIC_SCHED_STATUS;
+        let sched: SchedStatus = json(t, &a.sched_status)?;
+        let all = rset(t, "all", &sched.all)?;
+        let down = rset(t, "down", &sched.down)?;
+        let allocated = rset(t, "allocated", &sched.allocated)?;
+        let up = all.difference(&down);
+        let free = up.difference(&allocated);
+
+        let status: ResourceStatus = json(TOPIC_RESOURCE_STATUS, &a.resource_status)?;
+        let mut drained = IdSet::default();
+        for ranks in status.drain.keys() {
+            let set = IdSet::parse(ranks).map_err(|e| ParseError {
+                topic: TOPIC_RESOURCE_STATUS,
+                message: format!("drain: {e}"),
+            })?;
+            drained = drained.union(&set);
+        }
+
+        let nodes = NodeCounts {
+            all: all.nnodes(),
+            up: up.nnodes(),
+            free: free.nnodes(),
+            idle: up.ranks_wholly_in(&free).len(),
+            down: down.nnodes(),
+            drained: drained.len(),
+            allocated: allocated.nnodes(),
+            cores_up: up.ncores(),
+            cores_free: free.ncores(),
+            cores_allocated: up.ncores().saturating_sub(free.ncores()),
+            gpus_up: up.ngpus(),
+            gpus_free: free.ngpus(),
+            min_size: allocated.ranks().max().map_or(0, |r| u64::from(r) + 1),
+        };
+
+        let stats: JobStats = json(TOPIC_JOB_STATS, &a.job_stats)?;
+        let mut jobs = JobCounts::from(&stats.stats);
+        let mut queues: BTreeMap<String, JobCounts> = stats
+            .queues
+            .iter()
+            .map(|q| (q.name.clone(), JobCounts::from(&q.stats)))
+            .collect();
+
+        let list: JobList = json(TOPIC_JOB_LIST, &a.job_list)?;
+        let mut demand = Demand::default();
+        let mut queue_demand: BTreeMap<&str, Demand> = BTreeMap::new();
+        for job in &list.jobs {
+            let waiting = job.state == STATE_PRIORITY || job.state == STATE_SCHED;
+            if !waiting || job.urgency <= 0 {
+                continue; // held jobs (urgency 0) and jobs waiting on dependencies ask for nothing yet
+            }
+            demand.add(job);
+            if let Some(q) = job.queue.as_deref() {
+                queue_demand.entry(q).or_default().add(job);
+            }
+        }
+        let per_node = all.max_cores_per_node();
+        jobs.pending_nodes = demand.in_nodes(per_node);
+        for (name, d) in queue_demand {
+            if let Some(q) = queues.get_mut(name) {
+                q.pending_nodes = d.in_nodes(per_node);
+            }
+        }
+
+        Ok(Snapshot {
+            taken_at,
+            all,
+            up,
+            down,
+            allocated,
+            free,
+            drained,
+            nodes,
+            jobs,
+            queues,
+        })
+    }
+
+    /// The counters of `queue`, or of the whole instance when `None`.
+    ///
+    /// # Errors
+    /// The names of the known queues when `queue` is not one of them.
+    pub fn job_counts(&self, queue: Option<&str>) -> Result<&JobCounts, UnknownQueue> {
+        match queue {
+            None => Ok(&self.jobs),
+            Some(q) => self.queues.get(q).ok_or_else(|| UnknownQueue {
+                queue: q.to_owned(),
+                known: self.queues.keys().cloned().collect(),
+            }),
+        }
+    }
+
+    /// The size the MiniCluster should have: enough nodes for running and waiting work, never
+    /// below the highest allocated rank, never above the whole resource set, at least 1.
+    pub fn desired_size(&self) -> u64 {
+        let n = &self.nodes;
+        let want = n.allocated.saturating_add(self.jobs.pending_nodes);
+        n.all.min(n.min_size.max(want).max(1))
+    }
+}
+
+/// A queue name the instance does not have.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{}", unknown_queue_message(.queue, .known))]
+pub struct UnknownQueue {
+    /// The queue asked for.
+    pub queue: String,
+    /// The queues the instance has.
+    pub known: Vec<String>,
+}
+
+fn unknown_queue_message(queue: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        format!(
+            "flux has no queue {queue:?}: this instance has no named queues (omit the queue label)"
+        )
+    } else {
+        format!(
+            "flux has no queue {queue:?}; its queues are: {}",
+            known.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// The recorded answers of one scenario in `tests/fixtures/`.
+    pub(crate) fn answers(scenario: &str) -> Answers {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(scenario);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        Answers {
+            sched_status: read("resource.sched-status.json"),
+            resource_status: read("resource.status.json"),
+            job_stats: read("job-list.job-stats.json"),
+            job_list: read("job-list.list.json"),
+        }
+    }
+
+    pub(crate) fn snapshot(scenario: &str) -> Snapshot {
+        let t = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+        Snapshot::parse(&answers(scenario), t).unwrap()
+    }
+
+    /// The truth table of tests/fixtures/README.md: up, free, idle, down, cores up, cores free,
+    /// gpus up, gpus free, depend, priority, sched, run, cleanup, inactive.
+    const TRUTH: [(&str, [u64; 14]); 6] = [
+        ("idle", [4, 4, 4, 0, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0]),
+        ("busy", [4, 4, 1, 0, 8, 5, 0, 0, 1, 0, 2, 2, 0, 2]),
+        ("drained", [3, 3, 2, 1, 6, 5, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ("gpus-queues", [4, 4, 0, 0, 16, 5, 8, 6, 0, 0, 2, 3, 0, 0]),
+        ("many-jobs", [2, 0, 0, 0, 4, 0, 0, 0, 0, 0, 3500, 1, 0, 0]),
+        ("elastic", [4, 2, 1, 4, 16, 6, 0, 0, 0, 0, 3, 2, 0, 0]),
+    ];
+
+    /// The "Demand" table: allocated nodes, pending nodes, minimum safe size, desired size.
+    const DEMAND: [(&str, [u64; 4]); 6] = [
+        ("idle", [0, 0, 0, 1]),
+        ("busy", [3, 4, 3, 4]),
+        ("drained", [1, 0, 1, 1]),
+        ("gpus-queues", [4, 5, 4, 4]),
+        ("many-jobs", [2, 250, 2, 2]),
+        ("elastic", [3, 5, 3, 8]),
+    ];
+
+    #[test]
+    fn counts_match_flux_tools_for_every_scenario() {
+        for (scenario, want) in TRUTH {
+            let s = snapshot(scenario);
+            let (n, j) = (s.nodes, s.jobs);
+            let got = [
+                n.up,
+                n.free,
+                n.idle,
+                n.down,
+                n.cores_up,
+                n.cores_free,
+                n.gpus_up,
+                n.gpus_free,
+                j.depend,
+                j.priority,
+                j.sched,
+                j.run,
+                j.cleanup,
+                j.inactive,
+            ];
+            assert_eq!(got, want, "scenario {scenario}");
+        }
+    }
+
+    #[test]
+    fn demand_matches_the_table_for_every_scenario() {
+        for (scenario, want) in DEMAND {
+            let s = snapshot(scenario);
+            let got = [
+                s.nodes.allocated,
+                s.jobs.pending_nodes,
+                s.nodes.min_size,
+                s.desired_size(),
+            ];
+            assert_eq!(got, want, "scenario {scenario}");
+        }
+    }
+
+    #[test]
+    fn drained_rank_is_counted() {
+        assert_eq!(snapshot("drained").nodes.drained, 1);
+        assert_eq!(snapshot("idle").nodes.drained, 0);
+    }
+
+    #[test]
+    fn queues_are_counted_separately() {
+        let s = snapshot("gpus-queues");
+        assert_eq!(s.queues.keys().collect::<Vec<_>>(), ["batch", "debug"]);
+        let batch = s.job_counts(Some("batch")).unwrap();
+        let debug = s.job_counts(Some("debug")).unwrap();
+        assert_eq!((batch.run, batch.sched), (2, 0));
+        assert_eq!((debug.run, debug.sched), (1, 2));
+        assert_eq!(
+            batch.pending_nodes + debug.pending_nodes,
+            s.jobs.pending_nodes
+        );
+    }
+
+    #[test]
+    fn unknown_queue_names_the_known_ones() {
+        let e = snapshot("gpus-queues").job_counts(Some("gpu")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flux has no queue \"gpu\"; its queues are: batch, debug"
+        );
+        let e = snapshot("idle").job_counts(Some("batch")).unwrap_err();
+        assert!(e.to_string().contains("no named queues"), "{e}");
+    }
+
+    #[test]
+    fn allocated_null_is_an_empty_set() {
+        let mut a = answers("idle");
+        a.sched_status = a.sched_status.replacen("\"allocated\"", "\"ignored\"", 1);
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!(s.nodes.allocated, 0);
+    }
+
+    #[test]
+    fn malformed_answers_name_the_rpc() {
+        type Breakage = fn(&mut Answers);
+        let cases: [(Breakage, &str); 5] = [
+            (
+                |a| a.sched_status = "{\"all\": 3}".into(),
+                TOPIC_SCHED_STATUS,
+            ),
+            (|a| a.sched_status.truncate(40), TOPIC_SCHED_STATUS),
+            (
+                |a| a.resource_status = "{\"drain\": {\"x-1\": {}}}".into(),
+                TOPIC_RESOURCE_STATUS,
+            ),
+            (
+                |a| a.job_stats = "{\"job_states\": {\"run\": -1}}".into(),
+                TOPIC_JOB_STATS,
+            ),
+            (
+                |a| a.job_list = "{\"jobs\": [{\"state\": \"8\"}]}".into(),
+                TOPIC_JOB_LIST,
+            ),
+        ];
+        for (break_it, topic) in cases {
+            let mut a = answers("busy");
+            break_it(&mut a);
+            let e = Snapshot::parse(&a, Utc::now()).unwrap_err();
+            assert_eq!(e.topic, topic, "{e}");
+        }
+    }
+}
