@@ -181,12 +181,15 @@ async fn serve_connection<I>(
 async fn access_log(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let uri = req.uri().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let version = req.version();
     let response = next.run(req).await;
     tracing::info!(
         method = %method,
-        path = %uri,
+        path = %path,
         status = response.status().as_u16(),
         latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         version = ?version,
