@@ -525,7 +525,8 @@ fn replay_error(dir: &Path, topic: &'static str, e: &std::io::Error) -> RoundErr
 }
 
 impl Connection for Replay {
-    fn round(&mut self, _timeout: Duration) -> Result<Answers, RoundError> {
+    fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
+        self.inject_fault(timeout)?;
         let sched_status = match self.read(TOPIC_SCHED_STATUS) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -542,11 +543,242 @@ impl Connection for Replay {
     }
 }
 
+/// Name of the file in a replay directory that simulates a misbehaving broker (a testing aid).
+pub const FAULT_FILE: &str = "fault";
+
+/// A simulated broker fault, read from [`FAULT_FILE`] at the start of every replayed round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The broker is gone: rounds fail at once as a refused connection would.
+    Unavailable,
+    /// The broker accepts requests and never answers: rounds run into the timeout.
+    Hang,
+    /// The broker answers after a delay.
+    Delay(Duration),
+    /// The broker answers every RPC with this error.
+    Error(String),
+}
+
+impl Fault {
+    /// Parses the fault file: `unavailable`, `hang`, `delay <duration>` or `error <message>`.
+    ///
+    /// # Errors
+    /// Text naming the accepted forms.
+    pub fn parse(text: &str) -> Result<Fault, String> {
+        let text = text.trim();
+        let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+        match (word, rest.trim()) {
+            ("unavailable", "") => Ok(Fault::Unavailable),
+            ("hang", "") => Ok(Fault::Hang),
+            ("delay", d) => crate::cli::parse_duration(d).map(Fault::Delay),
+            ("error", m) if !m.is_empty() => Ok(Fault::Error(m.to_owned())),
+            _ => Err(format!(
+                "invalid fault {text:?}: write one of `unavailable`, `hang`, `delay <duration>`, `error <message>`"
+            )),
+        }
+    }
+}
+
+impl Replay {
+    fn inject_fault(&self, timeout: Duration) -> Result<(), RoundError> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(FAULT_FILE)) else {
+            return Ok(());
+        };
+        let fault = Fault::parse(&text).map_err(|e| RoundError {
+            error: BrokerError::Rpc {
+                topic: "replay",
+                message: e,
+            },
+            disconnected: false,
+        })?;
+        let unavailable = |message: String| RoundError {
+            error: BrokerError::Unavailable(message),
+            disconnected: true,
+        };
+        match fault {
+            Fault::Unavailable => Err(unavailable("simulated fault: connection refused".into())),
+            Fault::Hang => {
+                std::thread::sleep(timeout);
+                Err(unavailable(format!(
+                    "simulated fault: no answer within {} (--flux-timeout)",
+                    humantime(timeout)
+                )))
+            }
+            Fault::Delay(d) if d >= timeout => {
+                std::thread::sleep(timeout);
+                Err(unavailable(format!(
+                    "simulated fault: no answer within {} (--flux-timeout)",
+                    humantime(timeout)
+                )))
+            }
+            Fault::Delay(d) => {
+                std::thread::sleep(d);
+                Ok(())
+            }
+            Fault::Error(message) => Err(RoundError {
+                error: BrokerError::Rpc {
+                    topic: TOPIC_SCHED_STATUS,
+                    message,
+                },
+                disconnected: false,
+            }),
+        }
+    }
+}
+
 /// `1.5s`, `250ms`: durations as a person writes them (and as our flags accept them).
 pub fn humantime(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario_copy(name: &str) -> PathBuf {
+        use std::sync::atomic::AtomicUsize;
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let dst = std::env::temp_dir().join(format!(
+            "flux-metrics-broker-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dst).unwrap();
+        for f in std::fs::read_dir(src).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
+        dst
+    }
+
+    fn start(dir: &Path, max_age: Duration, timeout: Duration) -> Broker {
+        Broker::start(Settings {
+            source: Source::Replay(dir.to_owned()),
+            max_age,
+            timeout,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_asks_share_one_round() {
+        let dir = scenario_copy("busy");
+        let b = start(&dir, Duration::from_secs(60), Duration::from_secs(5));
+        let asks: Vec<_> = (0..500)
+            .map(|_| {
+                tokio::spawn({
+                    let b = b.clone();
+                    async move { b.snapshot().await }
+                })
+            })
+            .collect();
+        for a in asks {
+            assert_eq!(a.await.unwrap().unwrap().nodes.up, 4);
+        }
+        assert_eq!(b.stats().rounds.load(Ordering::Relaxed), 1);
+        b.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_cache_rounds_are_bounded_by_concurrency_not_asks() {
+        let dir = scenario_copy("busy");
+        std::fs::write(dir.join(FAULT_FILE), "delay 20ms").unwrap();
+        let b = start(&dir, Duration::ZERO, Duration::from_secs(5));
+        let asks: Vec<_> = (0..200)
+            .map(|_| {
+                tokio::spawn({
+                    let b = b.clone();
+                    async move { b.snapshot().await }
+                })
+            })
+            .collect();
+        for a in asks {
+            a.await.unwrap().unwrap();
+        }
+        // Asks queued during a round are all answered by the next one.
+        let rounds = b.stats().rounds.load(Ordering::Relaxed);
+        assert!(
+            (1..=10).contains(&rounds),
+            "{rounds} rounds for 200 concurrent asks"
+        );
+        b.stop();
+    }
+
+    #[tokio::test]
+    async fn broker_faults_come_and_go() {
+        let dir = scenario_copy("idle");
+        let b = start(&dir, Duration::ZERO, Duration::from_millis(300));
+        assert!(b.snapshot().await.is_ok());
+
+        std::fs::write(dir.join(FAULT_FILE), "unavailable").unwrap();
+        let e = b.snapshot().await.unwrap_err();
+        assert!(matches!(e, BrokerError::Unavailable(_)), "{e}");
+        assert_eq!(b.last_error(), Some(e));
+
+        std::fs::write(dir.join(FAULT_FILE), "hang").unwrap();
+        tokio::time::sleep(BACKOFF_MAX).await;
+        let started = Instant::now();
+        let e = b.snapshot().await.unwrap_err();
+        assert!(e.to_string().contains("no answer within 300ms"), "{e}");
+        assert!(
+            started.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
+
+        std::fs::write(dir.join(FAULT_FILE), "error Function not implemented").unwrap();
+        tokio::time::sleep(BACKOFF_MAX + Duration::from_millis(400)).await;
+        let e = b.snapshot().await.unwrap_err();
+        assert!(
+            matches!(&e, BrokerError::Rpc { message, .. } if message == "Function not implemented"),
+            "{e}"
+        );
+
+        // The broker comes back: answers resume after at most one backoff period.
+        std::fs::remove_file(dir.join(FAULT_FILE)).unwrap();
+        tokio::time::sleep(BACKOFF_MAX).await;
+        assert_eq!(b.snapshot().await.unwrap().nodes.up, 4);
+        assert_eq!(b.last_error(), None);
+        b.stop();
+    }
+
+    #[tokio::test]
+    async fn missing_library_is_unavailable_with_a_hint() {
+        let b = Broker::start(Settings {
+            source: Source::Live {
+                library: Some("/nonexistent/libflux-core.so.2".into()),
+                uri: None,
+            },
+            max_age: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+        })
+        .unwrap();
+        let e = b.snapshot().await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, BrokerError::Unavailable(_)), "{text}");
+        assert!(
+            text.contains("/nonexistent/libflux-core.so.2") && text.contains("--flux-core-lib"),
+            "{text}"
+        );
+        b.stop();
+    }
+
+    #[test]
+    fn fault_file_syntax() {
+        assert_eq!(Fault::parse("hang\n"), Ok(Fault::Hang));
+        assert_eq!(
+            Fault::parse("delay 2s"),
+            Ok(Fault::Delay(Duration::from_secs(2)))
+        );
+        assert_eq!(Fault::parse("error boom"), Ok(Fault::Error("boom".into())));
+        assert!(Fault::parse("explode").is_err());
+        assert!(Fault::parse("error").is_err());
     }
 }

@@ -3,6 +3,8 @@
 //! Liveness says the process serves HTTP; readiness says a fresh-enough broker answer can be had,
 //! and names where answers come from (loudly when they are recorded).
 
+use std::sync::atomic::Ordering;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -26,14 +28,24 @@ async fn live() -> &'static str {
 /// `ok` when the broker answers (sharing the cached answer), 503 with the reason otherwise.
 async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
     let source = s.broker.description();
-    match s.broker.snapshot().await {
+    let answer = s.broker.snapshot().await;
+    let st = s.broker.stats();
+    let counters = format!(
+        "rounds: {}, failed rounds: {}, last round took {}us",
+        st.rounds.load(Ordering::Relaxed),
+        st.failures.load(Ordering::Relaxed),
+        st.last_round_micros.load(Ordering::Relaxed)
+    );
+    match answer {
         Ok(_) => (
             StatusCode::OK,
-            format!("[+]flux-broker ok: {source}\nreadyz check passed\n"),
+            format!("[+]flux-broker ok: {source}\n    {counters}\nreadyz check passed\n"),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("[-]flux-broker failed: {e}\n    source: {source}\nreadyz check failed\n"),
+            format!(
+                "[-]flux-broker failed: {e}\n    source: {source}\n    {counters}\nreadyz check failed\n"
+            ),
         ),
     }
 }
