@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmarks flux-metrics-api over HTTPS with a real load generator (wrk) and records
+# requests/s, latency percentiles, resident memory and broker RPC rounds per scenario.
+# Usage: scripts/bench.sh [--duration SECONDS] [--connections N] [--soak SECONDS] [--out FILE]
+#   FLUX_URI set (inside a Flux instance): also measures live broker rounds.
+# Results are printed as a Markdown table (and appended to --out when given).
+set -euo pipefail
+
+usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
+
+duration=10
+connections=16
+soak=180
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --soak) soak=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null; fi
+fi
+cargo build --release --locked --quiet
+bin=target/release/flux-metrics-api
+port=$((20000 + RANDOM % 20000))
+base="https://127.0.0.1:$port"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts the server on $port; $1 = replay directory, or "live" for $FLUX_URI.
+start_server() {
+  local source=(--replay "$1")
+  [ "$1" = live ] && source=()
+  "$bin" start --quiet --host 127.0.0.1 --port "$port" "${source[@]}" 2>"$work/server.log" &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -skf "$base/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "server did not start:" >&2; cat "$work/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill "$server_pid"; wait "$server_pid" || true; server_pid=""
+}
+
+kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$server_pid/status"; }
+rounds() { curl -sk "$base/readyz" | sed -n 's/.*rounds: \([0-9]*\),.*/\1/p'; }
+last_round_us() { curl -sk "$base/readyz" | sed -n 's/.*last round took \([0-9]*\)us.*/\1/p'; }
+
+# One measured run: $1 = label, $2 = path, $3 = seconds.
+measure() {
+  local label=$1 path=$2 secs=$3 r0 r1 report rps p50 p99 max errors
+  r0=$(rounds)
+  report=$(wrk -t2 -c"$connections" -d"${secs}s" --latency "$base$path")
+  r1=$(rounds)
+  rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$report")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$report")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
+  max=$(awk '$1 == "Latency" {print $4}' <<<"$report")
+  errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$report")
+  printf '| %s | %s | %s | %s | %s | %s MiB | %s MiB | %s | %s |\n' \
+    "$label" "$rps" "$p50" "$p99" "$max" \
+    "$(( $(kib VmHWM) / 1024 ))" "$(( $(kib VmRSS) / 1024 ))" \
+    "$(( r1 - r0 )) in ${secs}s" "${errors:-none}"
+}
+
+echo "flux-metrics-api $($bin version), $(nproc) cores, wrk -t2 -c$connections, ${duration}s per row, $(date -u +%FT%TZ)"
+echo
+echo '| scenario | requests/s | p50 | p99 | max | peak RSS | RSS after | broker rounds | errors |'
+echo '|---|---|---|---|---|---|---|---|---|'
+{
+  start_server tests/fixtures/busy
+  measure "custom metric on a Service (busy)" \
+    /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/services/custom-metrics-apiserver/node_cores_free_count "$duration"
+  measure "discovery /apis/custom.metrics.k8s.io/v1beta2" /apis/custom.metrics.k8s.io/v1beta2 "$duration"
+  stop_server
+  start_server tests/fixtures/gpus-queues
+  measure "external metric, queue=batch (gpus-queues)" \
+    "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/job_queue_state_sched_count?labelSelector=queue%3Dbatch" "$duration"
+  stop_server
+  for scenario in idle many-jobs; do
+    start_server "tests/fixtures/$scenario"
+    measure "pending nodes, $scenario" \
+      /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/job_pending_nodes_count "$duration"
+    stop_server
+  done
+  start_server tests/fixtures/busy
+  measure "soak, ${soak}s (busy)" \
+    /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count "$soak"
+  stop_server
+  if [ -n "${FLUX_URI:-}" ]; then
+    start_server live
+    measure "live broker ($FLUX_URI)" /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count "$duration"
+    echo
+    echo "live broker: one round of RPCs took $(last_round_us) us"
+    stop_server
+  fi
+} | if [ -n "$out" ]; then tee -a "$out"; else cat; fi
