@@ -112,6 +112,12 @@ fn table(rows: &[Row], source: &str, s: &Snapshot) -> String {
     out
 }
 
+/// Every current value as one JSON object: `{"source", "timestamp", "metrics": {name: value},
+/// "queues": {queue: {name: value}}}` (what `get -o json` prints and `/api/v1/metrics` answers).
+pub fn values_json(source: &str, s: &Snapshot) -> serde_json::Value {
+    json(&rows(&CATALOGUE.iter().collect::<Vec<_>>(), s), source, s)
+}
+
 fn json(rows: &[Row], source: &str, s: &Snapshot) -> serde_json::Value {
     let mut metrics = serde_json::Map::new();
     let mut queues = serde_json::Map::new();

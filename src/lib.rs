@@ -11,6 +11,8 @@
 //! - [`metrics`]: the catalogue of metrics; [`k8s`], [`quantity`], [`selector`]: Kubernetes
 //!   wire types and syntaxes; [`error`]: failures as Kubernetes `Status` answers.
 //! - [`get`]: the `get` command, printing current values for a person in the pod.
+//! - [`telemetry`]: request counters and the Prometheus rendering of `/metrics`.
+//! - [`openapi`]: the OpenAPI documents of our own paths.
 #![forbid(unsafe_code)]
 
 pub mod broker;
@@ -27,6 +29,7 @@ pub mod routes;
 pub mod selector;
 pub mod server;
 pub mod snapshot;
+pub mod telemetry;
 pub mod tls;
 
 pub use server::run;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::broker::Broker;
 use crate::cli::{Limits, ServeConfig};
 use crate::routes::{self, AppState};
+use crate::telemetry::Route;
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -65,7 +66,8 @@ pub async fn run(
         );
     }
     let state = AppState::new(broker.clone(), config.api_alias.clone());
-    let app = routes::router(state).layer(middleware::from_fn(access_log));
+    let app =
+        routes::router(state.clone()).layer(middleware::from_fn_with_state(state, access_log));
     serve(listener, tls, app, config.limits, shutdown).await;
     tokio::task::spawn_blocking(move || broker.stop())
         .await
@@ -177,8 +179,8 @@ async fn serve_connection<I>(
     }
 }
 
-/// One log line per request: method, path, status and latency.
-async fn access_log(req: Request, next: Next) -> Response {
+/// One log line per request (method, path, status, latency), and the request counters.
+async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req
@@ -187,13 +189,22 @@ async fn access_log(req: Request, next: Next) -> Response {
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let version = req.version();
     let response = next.run(req).await;
+    let took = started.elapsed();
+    state
+        .telemetry
+        .record(Route::of(req_path(&path)), response.status().as_u16(), took);
     tracing::info!(
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         version = ?version,
         "request"
     );
     response
+}
+
+/// The path part of a logged `path?query`.
+fn req_path(path_and_query: &str) -> &str {
+    path_and_query.split('?').next().unwrap_or_default()
 }

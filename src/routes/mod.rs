@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod health;
 pub mod metrics;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::path::{self, ApiPath};
+use crate::telemetry::Telemetry;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -30,12 +32,18 @@ pub struct Inner {
     pub broker: Broker,
     /// `--api-path`, when it differs from the standard v1beta2 root.
     pub api_alias: Option<String>,
+    /// Request counters, for `/metrics`.
+    pub telemetry: Telemetry,
 }
 
 impl AppState {
     /// State for a router.
     pub fn new(broker: Broker, api_alias: Option<String>) -> Self {
-        AppState(Arc::new(Inner { broker, api_alias }))
+        AppState(Arc::new(Inner {
+            broker,
+            api_alias,
+            telemetry: Telemetry::default(),
+        }))
     }
 }
 
@@ -51,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(discovery::router())
+        .merge(telemetry::router())
         .fallback(apis)
         .layer(middleware::from_fn(refuse_bodies))
         .with_state(state)
