@@ -37,6 +37,10 @@ pub enum Command {
     Get(GetArgs),
     /// Print the version and exit.
     Version,
+    /// Write a CA and a serving certificate for the Service in front of the server.
+    Certs(CertsArgs),
+    /// Print the Kubernetes objects that register the server (for `kubectl apply -f -`).
+    Manifests(ManifestsArgs),
 }
 
 /// How much to log, and how.
@@ -92,7 +96,7 @@ pub struct BrokerArgs {
     /// Longest wait for the broker's answers (e.g. 5s, 500ms)
     #[arg(long, env = "FLUX_METRICS_FLUX_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub flux_timeout: Duration,
-    /// Answer from broker answers recorded in DIR (one <topic>.json per RPC) instead of a live broker
+    /// Answer from broker answers recorded in DIR (one TOPIC.json per RPC) instead of a live broker
     #[arg(long, env = "FLUX_METRICS_REPLAY", value_name = "DIR")]
     pub replay: Option<PathBuf>,
 }
@@ -140,6 +144,29 @@ pub struct StartArgs {
     /// Where broker answers come from.
     #[command(flatten)]
     pub broker: BrokerArgs,
+    /// CA bundle of kube-apiserver's front-proxy client certificate: when set, API requests must
+    /// come with a certificate it signed, and X-Remote-User/X-Remote-Group name the user
+    #[arg(
+        long,
+        env = "FLUX_METRICS_REQUESTHEADER_CLIENT_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Front-proxy certificate CNs let in, comma-separated [default: any the requestheader CA signed]
+    #[arg(
+        long,
+        env = "FLUX_METRICS_REQUESTHEADER_ALLOWED_NAMES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    pub requestheader_allowed_names: Vec<String>,
+    /// CA bundle of client certificates let in directly (user = CN, groups = O)
+    #[arg(long, env = "FLUX_METRICS_CLIENT_CA_FILE", value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Read those CAs and names from the kube-system/extension-apiserver-authentication
+    /// ConfigMap (needs a service account allowed to read it), refreshed every minute
+    #[arg(long, env = "FLUX_METRICS_AUTHENTICATION_FROM_CLUSTER", conflicts_with_all = ["requestheader_client_ca_file", "client_ca_file"])]
+    pub authentication_from_cluster: bool,
     /// Most connections served at once; more are closed at once, with a log line
     #[arg(long, env = "FLUX_METRICS_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
@@ -192,6 +219,24 @@ pub enum TlsSource {
     Plain,
 }
 
+/// Where the client certificate rules come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthSource {
+    /// No rules: any client that reaches the port can read the metrics.
+    Open,
+    /// CA files and allowed names given on the command line.
+    Files {
+        /// `--client-ca-file`.
+        client_ca: Option<PathBuf>,
+        /// `--requestheader-client-ca-file`.
+        requestheader_ca: Option<PathBuf>,
+        /// `--requestheader-allowed-names`.
+        allowed_names: Vec<String>,
+    },
+    /// The `kube-system/extension-apiserver-authentication` ConfigMap.
+    Cluster,
+}
+
 /// Limits that keep slow or hostile clients from exhausting the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -220,6 +265,58 @@ pub struct ServeConfig {
     pub broker: Settings,
     /// Connection limits.
     pub limits: Limits,
+    /// Who may read the metrics.
+    pub auth: AuthSource,
+}
+
+/// Flags of `certs`.
+#[derive(Debug, Args, Clone)]
+pub struct CertsArgs {
+    /// Namespace of the Service in front of the server
+    #[arg(long, default_value = "flux-operator")]
+    pub namespace: String,
+    /// Name of the Service in front of the server
+    #[arg(long, default_value = "custom-metrics-apiserver")]
+    pub service_name: String,
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key to (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Days the certificates are valid
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub days: u32,
+    /// Replace certificate files already in DIR
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Flags of `manifests`.
+#[derive(Debug, Args, Clone)]
+pub struct ManifestsArgs {
+    /// Namespace of the Service and of the MiniCluster
+    #[arg(long, default_value = "flux-operator")]
+    pub namespace: String,
+    /// Name of the Service in front of the server
+    #[arg(long, default_value = "custom-metrics-apiserver")]
+    pub service_name: String,
+    /// MiniCluster whose leader broker pod runs the server
+    #[arg(long, default_value = "flux-sample")]
+    pub minicluster: String,
+    /// Service account of the MiniCluster's pods (the server's identity)
+    #[arg(long, default_value = "default")]
+    pub service_account: String,
+    /// Port the server listens on in the pod (the Service's targetPort)
+    #[arg(long, default_value_t = 8443, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// CA certificate that signed the server's certificate, for the APIServices' caBundle
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure_skip_tls_verify")]
+    pub ca_file: Option<PathBuf>,
+    /// Let kube-apiserver skip verifying the server's certificate
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+    /// Point the Service at a server at this IP address (e.g. on the host of a kind cluster)
+    /// instead of the MiniCluster's leader broker pod
+    #[arg(long, value_name = "IP")]
+    pub endpoint: Option<std::net::IpAddr>,
 }
 
 /// Parses `5s`, `500ms`, `2m`, `1h`, or a plain number of seconds (`1.5`).
@@ -324,6 +421,31 @@ impl TryFrom<StartArgs> for ServeConfig {
         if a.max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        let auth = match (
+            a.authentication_from_cluster,
+            a.client_ca_file,
+            a.requestheader_client_ca_file,
+        ) {
+            (true, _, _) => AuthSource::Cluster,
+            (false, None, None) => {
+                if !a.requestheader_allowed_names.is_empty() {
+                    bail!("--requestheader-allowed-names needs --requestheader-client-ca-file");
+                }
+                AuthSource::Open
+            }
+            (false, client_ca, requestheader_ca) => AuthSource::Files {
+                client_ca,
+                requestheader_ca,
+                allowed_names: a
+                    .requestheader_allowed_names
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            },
+        };
+        if auth != AuthSource::Open && tls == TlsSource::Plain {
+            bail!("client certificate authentication needs HTTPS: drop --insecure-http");
+        }
         let mut broker = Settings::try_from(&a.broker)?;
         broker.max_age = if a.no_cache {
             Duration::ZERO
@@ -342,6 +464,7 @@ impl TryFrom<StartArgs> for ServeConfig {
                 header_timeout: a.header_timeout,
                 shutdown_grace: a.shutdown_grace,
             },
+            auth,
         })
     }
 }
@@ -461,6 +584,32 @@ mod tests {
             e.to_string().contains("--custom-metric is not available"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn authentication_flags() {
+        assert_eq!(start(&[]).unwrap().auth, AuthSource::Open);
+        let c = start(&[
+            "--requestheader-client-ca-file",
+            "/rh.crt",
+            "--requestheader-allowed-names",
+            "front-proxy-client,aggregator",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            AuthSource::Files {
+                client_ca: None,
+                requestheader_ca: Some("/rh.crt".into()),
+                allowed_names: vec!["front-proxy-client".into(), "aggregator".into()],
+            }
+        );
+        assert_eq!(
+            start(&["--authentication-from-cluster"]).unwrap().auth,
+            AuthSource::Cluster
+        );
+        assert!(start(&["--requestheader-allowed-names", "x"]).is_err());
+        assert!(start(&["--client-ca-file", "/c.crt", "--insecure-http"]).is_err());
     }
 
     #[test]

@@ -11,12 +11,17 @@
 //! - [`metrics`]: the catalogue of metrics; [`k8s`], [`quantity`], [`selector`]: Kubernetes
 //!   wire types and syntaxes; [`error`]: failures as Kubernetes `Status` answers.
 //! - [`get`]: the `get` command, printing current values for a person in the pod.
+//! - [`deploy`]: the `certs` and `manifests` commands, for registering the server with Kubernetes.
 //! - [`telemetry`]: request counters and the Prometheus rendering of `/metrics`.
 //! - [`openapi`]: the OpenAPI documents of our own paths.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod broker;
 pub mod cli;
+pub mod cluster;
+pub mod custom;
+pub mod deploy;
 pub mod error;
 pub mod get;
 pub mod k8s;

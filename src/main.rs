@@ -10,11 +10,14 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(cli.log.filter()));
+    // `get` prints for a person: only problems go to the log unless more is asked for.
+    let quiet_get = matches!(cli.command, Command::Get(_)) && !(cli.log.verbose || cli.log.debug);
+    let level = if quiet_get { "warn" } else { cli.log.filter() };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cli.log.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
@@ -25,6 +28,10 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Get(args) => flux_metrics::get::run(&args),
+        Command::Certs(args) => flux_metrics::deploy::certs(&args).map(|()| ExitCode::SUCCESS),
+        Command::Manifests(args) => {
+            flux_metrics::deploy::manifests(&args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Start(args) => start(*args).map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|e| {

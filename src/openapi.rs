@@ -21,7 +21,7 @@ pub fn v2() -> Value {
     json!({"swagger": "2.0", "info": info(), "paths": paths, "definitions": definitions})
 }
 
-/// The OpenAPI v3 index: {"paths": {"apis/custom.metrics.k8s.io/v1beta2": {"serverRelativeURL": "/openapi/v3/apis/custom.metrics.k8s.io/v1beta2?hash=<hex>"}, ... v1beta1, external v1beta1}} (served at GET /openapi/v3).
+/// The OpenAPI v3 index: {"paths": {"apis/custom.metrics.k8s.io/v1beta2": {"serverRelativeURL": "/openapi/v3/apis/custom.metrics.k8s.io/v1beta2?hash=HEX"}, ... v1beta1, external v1beta1}} (served at GET /openapi/v3).
 pub fn v3_index() -> Value {
     let paths: Map<String, Value> = APIS
         .iter()

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::auth::{Identity, Peer};
+use crate::tls::{Loaded, TlsState};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -22,7 +24,6 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 use crate::cli::{Limits, ServeConfig};
@@ -42,7 +43,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tls = crate::tls::server_config(&config.tls)?.map(TlsAcceptor::from);
+    let tls = TlsState::load(config.tls.clone(), config.auth.clone()).await?;
+    let reloader = tls.as_ref().map(TlsState::spawn_reloader);
     let broker = Broker::start(config.broker.clone()).context("starting the broker thread")?;
     if broker.is_replay() {
         tracing::warn!(
@@ -69,6 +71,9 @@ pub async fn run(
     let app =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state, access_log));
     serve(listener, tls, app, config.limits, shutdown).await;
+    if let Some(r) = reloader {
+        r.abort();
+    }
     tokio::task::spawn_blocking(move || broker.stop())
         .await
         .ok();
@@ -78,7 +83,7 @@ pub async fn run(
 
 async fn serve(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsState>>,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -133,10 +138,10 @@ async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let service = TowerToHyperService::new(app);
             match tls {
-                None => serve_connection(&builder, tcp, service, watcher).await,
-                Some(acceptor) => {
+                None => serve_connection(&builder, tcp, with_peer(app, Peer::Open), watcher).await,
+                Some(tls) => {
+                    let Loaded { acceptor, trust } = &*tls.current();
                     // The handshake runs in this connection's own task, with a deadline, so a
                     // stalled client never blocks the accept loop or other clients.
                     let stream =
@@ -149,7 +154,11 @@ async fn serve(
                             }
                             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
                         };
-                    serve_connection(&builder, stream, service, watcher).await;
+                    let peer = match trust {
+                        Some(t) => t.classify(stream.get_ref().1.peer_certificates()),
+                        None => Peer::Open,
+                    };
+                    serve_connection(&builder, stream, with_peer(app, peer), watcher).await;
                 }
             }
         });
@@ -165,10 +174,43 @@ async fn serve(
     }
 }
 
+/// The router, with the connection's client certificate verdict attached to every request.
+fn with_peer(app: Router, peer: Peer) -> TowerToHyperService<PeerService> {
+    TowerToHyperService::new(PeerService { app, peer })
+}
+
+/// Inserts a connection's [`Peer`] into each of its requests.
+#[derive(Clone)]
+struct PeerService {
+    app: Router,
+    peer: Peer,
+}
+
+impl<B> tower::Service<hyper::Request<B>> for PeerService
+where
+    Router: tower::Service<hyper::Request<B>>,
+{
+    type Response = <Router as tower::Service<hyper::Request<B>>>::Response;
+    type Error = <Router as tower::Service<hyper::Request<B>>>::Error;
+    type Future = <Router as tower::Service<hyper::Request<B>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower::Service::<hyper::Request<B>>::poll_ready(&mut self.app, cx)
+    }
+
+    fn call(&mut self, mut req: hyper::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer.clone());
+        self.app.call(req)
+    }
+}
+
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: TowerToHyperService<PeerService>,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -193,7 +235,13 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
     state
         .telemetry
         .record(Route::of(req_path(&path)), response.status().as_u16(), took);
+    let (user, groups) = match response.extensions().get::<Identity>() {
+        Some(id) => (id.user.as_str(), id.groups.join(",")),
+        None => ("-", String::new()),
+    };
     tracing::info!(
+        user,
+        groups,
         method = %method,
         path = %path,
         status = response.status().as_u16(),

@@ -1,7 +1,7 @@
 //! The HTTP surface: `router(state)` merges every route, so the served paths read in one place.
 //!
 //! Health, version and OpenAPI have fixed paths; everything under `/apis` (and the `--api-path`
-//! alias) goes through [`apis`], which parses the path with [`crate::path`] rather than axum's
+//! alias) goes through one handler, which parses the path with [`crate::path`] rather than axum's
 //! matcher, so that percent-encoding, wildcards and errors follow Kubernetes' rules.
 
 pub mod discovery;
@@ -12,11 +12,13 @@ pub mod telemetry;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::HttpBody;
 use axum::extract::{Request, State};
 use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::{self, Peer};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::path::{self, ApiPath};
@@ -61,20 +63,57 @@ pub fn router(state: AppState) -> Router {
         .merge(discovery::router())
         .merge(telemetry::router())
         .fallback(apis)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_bodies))
+        .layer(middleware::from_fn(authorize))
         .with_state(state)
+}
+
+/// Paths open to any client, as kube-apiserver's `AlwaysAllowPaths`: kubelet and aggregator
+/// probes carry no client certificate.
+const OPEN_PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+
+/// Lets a request through if its connection's client certificate (see [`crate::auth`]) allows
+/// it; records who it is for the access log. `X-Remote-*` headers from anyone but the front
+/// proxy are dropped.
+async fn authorize(mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<Peer>()
+        .cloned()
+        .unwrap_or(Peer::Open);
+    if !matches!(peer, Peer::FrontProxy { .. }) {
+        auth::strip_remote_headers(req.headers_mut());
+    }
+    let identity = match auth::authenticate(&peer, req.headers()) {
+        Ok(id) => Some(id),
+        Err(_) if OPEN_PATHS.contains(&req.uri().path()) => None,
+        Err(e) => return e.into_response(),
+    };
+    let mut response = next.run(req).await;
+    if let Some(id) = identity {
+        response.extensions_mut().insert(id);
+    }
+    response
 }
 
 /// Every route is read-only: a request carrying a body is refused before it is read.
 async fn refuse_bodies(req: Request, next: Next) -> Response {
     let h = req.headers();
+    // HTTP/2 may send data frames without announcing them in a header.
     let has_body = h.contains_key(header::TRANSFER_ENCODING)
         || h.get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
+            .is_some_and(|v| v.as_bytes() != b"0")
+        || !req.body().is_end_stream();
     if has_body {
         return ApiError::BodyNotAllowed.into_response();
     }
     next.run(req).await
+}
+
+/// Write methods on fixed routes get the same `Status` as on `/apis` paths.
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
 }
 
 /// Everything under `/apis` and the `--api-path` alias: discovery documents and metric values.

@@ -1,0 +1,439 @@
+//! Who may read the metrics, as Kubernetes' own aggregated servers decide it: a TLS client
+//! certificate chained to `--requestheader-client-ca-file` (kube-apiserver's front proxy, whose
+//! `X-Remote-User`/`X-Remote-Group` headers then name the user) or to `--client-ca-file` (the
+//! certificate's CN and O name the user and groups).
+//!
+//! The TLS layer asks for a certificate but accepts any (still checking that the client holds its
+//! key); the chain is judged here after the handshake, so that a missing, expired or foreign
+//! certificate gets a 401/403 `Status` the client can read instead of a bare TLS alert.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::http::HeaderMap;
+use rustls::DistinguishedName;
+use rustls::RootCertStore;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::error::ApiError;
+
+/// Headers of the front-proxy protocol.
+const REMOTE_USER: &str = "x-remote-user";
+const REMOTE_GROUP: &str = "x-remote-group";
+const REMOTE_PREFIX: &str = "x-remote-";
+
+/// The CAs and names that decide who is let in.
+pub struct Trust {
+    requestheader: Option<Arc<dyn ClientCertVerifier>>,
+    client: Option<Arc<dyn ClientCertVerifier>>,
+    allowed_names: Vec<String>,
+    handshake: Arc<dyn ClientCertVerifier>,
+}
+
+impl fmt::Debug for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trust")
+            .field("requestheader", &self.requestheader.is_some())
+            .field("client", &self.client.is_some())
+            .field("allowed_names", &self.allowed_names)
+            .finish_non_exhaustive()
+    }
+}
+
+fn roots(what: &str, pem: &[u8]) -> anyhow::Result<RootCertStore> {
+    let mut store = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut &pem[..]) {
+        let cert = cert.with_context(|| format!("parsing {what}"))?;
+        store
+            .add(cert)
+            .with_context(|| format!("adding a certificate of {what}"))?;
+    }
+    if store.is_empty() {
+        bail!("{what} holds no PEM CERTIFICATE block");
+    }
+    Ok(store)
+}
+
+fn verifier(store: RootCertStore) -> anyhow::Result<Arc<dyn ClientCertVerifier>> {
+    WebPkiClientVerifier::builder(Arc::new(store))
+        .allow_unauthenticated()
+        .build()
+        .context("building a client certificate verifier")
+}
+
+impl Trust {
+    /// Trust from PEM bundles. `what_*` name where each came from, for error messages.
+    ///
+    /// # Errors
+    /// A bundle without certificates, or one that does not parse.
+    pub fn from_pem(
+        client_ca: Option<(&str, &[u8])>,
+        requestheader_ca: Option<(&str, &[u8])>,
+        allowed_names: Vec<String>,
+    ) -> anyhow::Result<Trust> {
+        let client_roots = client_ca.map(|(what, pem)| roots(what, pem)).transpose()?;
+        let rh_roots = requestheader_ca
+            .map(|(what, pem)| roots(what, pem))
+            .transpose()?;
+        let mut union = RootCertStore::empty();
+        for store in client_roots.iter().chain(rh_roots.iter()) {
+            union.roots.extend(store.roots.iter().cloned());
+        }
+        if union.is_empty() {
+            bail!("no client CA given");
+        }
+        Ok(Trust {
+            client: client_roots.map(verifier).transpose()?,
+            requestheader: rh_roots.map(verifier).transpose()?,
+            allowed_names,
+            handshake: Arc::new(AskAnyCertificate(verifier(union)?)),
+        })
+    }
+
+    /// The verifier to put in the TLS configuration.
+    pub fn handshake_verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::clone(&self.handshake)
+    }
+
+    /// Judges the certificate chain a client presented (leaf first).
+    pub fn classify(&self, chain: Option<&[CertificateDer<'static>]>) -> Peer {
+        let Some((leaf, intermediates)) = chain.and_then(|c| c.split_first()) else {
+            return Peer::NoCertificate;
+        };
+        let now = UnixTime::now();
+        let (cn, orgs) = subject(leaf);
+        let mut reason = String::from("no client CA is configured");
+        if let Some(v) = &self.requestheader {
+            match v.verify_client_cert(leaf, intermediates, now) {
+                Ok(_) if self.allowed_names.is_empty() || self.allowed_names.contains(&cn) => {
+                    return Peer::FrontProxy { cn };
+                }
+                Ok(_) => return Peer::NotAllowed { cn },
+                Err(e) => reason = e.to_string(),
+            }
+        }
+        if let Some(v) = &self.client {
+            match v.verify_client_cert(leaf, intermediates, now) {
+                Ok(_) => return Peer::Client { cn, groups: orgs },
+                Err(e) => reason = e.to_string(),
+            }
+        }
+        Peer::Untrusted { cn, reason }
+    }
+}
+
+/// CN and O values of a certificate's subject.
+fn subject(der: &CertificateDer<'_>) -> (String, Vec<String>) {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => {
+            let s = cert.subject();
+            let cn = s
+                .iter_common_name()
+                .next()
+                .and_then(|a| a.as_str().ok())
+                .unwrap_or_default();
+            let orgs = s
+                .iter_organization()
+                .filter_map(|a| a.as_str().ok())
+                .map(str::to_owned)
+                .collect();
+            (cn.to_owned(), orgs)
+        }
+        Err(_) => (String::new(), Vec::new()),
+    }
+}
+
+/// Asks every client for a certificate and lets any through the handshake (still checking the
+/// client's signature with its key), so that [`Trust::classify`] can answer with a `Status`.
+#[derive(Debug)]
+struct AskAnyCertificate(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for AskAnyCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false // health endpoints stay open to probes without certificates
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// What a connection's client certificate says, judged once per connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// Authentication is not configured: everyone is let in.
+    Open,
+    /// No certificate was presented.
+    NoCertificate,
+    /// kube-apiserver's front proxy (requestheader CA, allowed CN).
+    FrontProxy {
+        /// The certificate's CN.
+        cn: String,
+    },
+    /// A client certificate of the client CA.
+    Client {
+        /// CN: the user.
+        cn: String,
+        /// O values: the groups.
+        groups: Vec<String>,
+    },
+    /// Signed by the requestheader CA, but its CN is not in `--requestheader-allowed-names`.
+    NotAllowed {
+        /// The certificate's CN.
+        cn: String,
+    },
+    /// Not signed by a configured CA, expired, or not for client authentication.
+    Untrusted {
+        /// The certificate's CN.
+        cn: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+/// The user a request is served for, for the access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// User name (`-` when authentication is off).
+    pub user: String,
+    /// Groups.
+    pub groups: Vec<String>,
+}
+
+/// Decides whether a request of `peer` may proceed, and as whom.
+///
+/// # Errors
+/// 401 without an acceptable certificate (or a front-proxy request naming no user), 403 for a
+/// front-proxy certificate whose CN is not allowed.
+pub fn authenticate(peer: &Peer, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    match peer {
+        Peer::Open => Ok(Identity { user: "-".into(), groups: Vec::new() }),
+        Peer::NoCertificate => Err(ApiError::Unauthorized(
+            "a client certificate is required: this server only lets in kube-apiserver's front proxy (--requestheader-client-ca-file) and clients of --client-ca-file".into(),
+        )),
+        Peer::Untrusted { cn, reason } => Err(ApiError::Unauthorized(format!(
+            "client certificate CN={cn:?} is not accepted: {reason}"
+        ))),
+        Peer::NotAllowed { cn } => Err(ApiError::Forbidden(format!(
+            "client certificate CN={cn:?} is signed by the requestheader CA but is not in --requestheader-allowed-names"
+        ))),
+        Peer::Client { cn, groups } => Ok(Identity { user: cn.clone(), groups: groups.clone() }),
+        Peer::FrontProxy { .. } => {
+            let user = headers
+                .get_all(REMOTE_USER)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("front-proxy request without an X-Remote-User header".into())
+                })?;
+            let groups = headers
+                .get_all(REMOTE_GROUP)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .collect();
+            Ok(Identity { user: user.to_owned(), groups })
+        }
+    }
+}
+
+/// Removes `X-Remote-*` headers, which only the front proxy may set.
+pub fn strip_remote_headers(headers: &mut HeaderMap) {
+    let names: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with(REMOTE_PREFIX))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+
+    struct Ca {
+        cert: rcgen::Certificate,
+        key: KeyPair,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Ca {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    fn client(ca: &Ca, cn: &str, org: Option<&str>, expired: bool) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        if let Some(o) = org {
+            p.distinguished_name.push(DnType::OrganizationName, o);
+        }
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        p.signed_by(&key, &ca.cert, &ca.key).unwrap().der().clone()
+    }
+
+    fn trust(rh: &Ca, cl: &Ca, allowed: &[&str]) -> Trust {
+        let (rh_pem, cl_pem) = (rh.cert.pem(), cl.cert.pem());
+        Trust::from_pem(
+            Some(("client", cl_pem.as_bytes())),
+            Some(("requestheader", rh_pem.as_bytes())),
+            allowed.iter().map(|s| (*s).to_owned()).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn certificates_are_classified() {
+        let (rh, cl, other) = (ca("front-proxy-ca"), ca("client-ca"), ca("someone-else"));
+        let t = trust(&rh, &cl, &["front-proxy-client"]);
+        let c = |cert| t.classify(Some(&[cert][..]));
+        assert_eq!(t.classify(None), Peer::NoCertificate);
+        assert_eq!(
+            c(client(&rh, "front-proxy-client", None, false)),
+            Peer::FrontProxy {
+                cn: "front-proxy-client".into()
+            }
+        );
+        assert_eq!(
+            c(client(&rh, "intruder", None, false)),
+            Peer::NotAllowed {
+                cn: "intruder".into()
+            }
+        );
+        assert_eq!(
+            c(client(&cl, "alice", Some("admins"), false)),
+            Peer::Client {
+                cn: "alice".into(),
+                groups: vec!["admins".into()]
+            }
+        );
+        assert!(matches!(
+            c(client(&other, "mallory", None, false)),
+            Peer::Untrusted { .. }
+        ));
+        let Peer::Untrusted { reason, .. } = c(client(&cl, "old", None, true)) else {
+            panic!()
+        };
+        assert!(reason.to_lowercase().contains("expired"), "{reason}");
+    }
+
+    #[test]
+    fn empty_allowed_names_admit_any_requestheader_certificate() {
+        let (rh, cl) = (ca("rh"), ca("cl"));
+        let t = trust(&rh, &cl, &[]);
+        assert_eq!(
+            t.classify(Some(&[client(&rh, "x", None, false)][..])),
+            Peer::FrontProxy { cn: "x".into() }
+        );
+    }
+
+    #[test]
+    fn front_proxy_identity_comes_from_headers() {
+        let mut h = HeaderMap::new();
+        h.append("X-Remote-User", "system:kube-aggregator".parse().unwrap());
+        h.append("X-Remote-Group", "system:masters".parse().unwrap());
+        h.append("X-Remote-Group", "system:authenticated".parse().unwrap());
+        let id = authenticate(
+            &Peer::FrontProxy {
+                cn: "front-proxy-client".into(),
+            },
+            &h,
+        )
+        .unwrap();
+        assert_eq!(id.user, "system:kube-aggregator");
+        assert_eq!(id.groups, ["system:masters", "system:authenticated"]);
+        let e = authenticate(&Peer::FrontProxy { cn: "f".into() }, &HeaderMap::new()).unwrap_err();
+        assert!(matches!(e, ApiError::Unauthorized(_)));
+    }
+
+    #[test]
+    fn refusals_are_401_and_403() {
+        let h = HeaderMap::new();
+        assert!(matches!(
+            authenticate(&Peer::NoCertificate, &h),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            authenticate(&Peer::NotAllowed { cn: "x".into() }, &h),
+            Err(ApiError::Forbidden(_))
+        ));
+        assert!(matches!(
+            authenticate(
+                &Peer::Untrusted {
+                    cn: "x".into(),
+                    reason: "r".into()
+                },
+                &h
+            ),
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert_eq!(authenticate(&Peer::Open, &h).unwrap().user, "-");
+    }
+
+    #[test]
+    fn remote_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.append("X-Remote-User", "admin".parse().unwrap());
+        h.append("X-Remote-Extra-Scopes", "x".parse().unwrap());
+        h.append("Accept", "*/*".parse().unwrap());
+        strip_remote_headers(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+}

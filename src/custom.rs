@@ -1,0 +1,1354 @@
+//! Custom metrics from `--custom-metric` files: user scripts in [Rhai](https://rhai.rs) whose
+//! public one-parameter functions become metrics, each given a "Flux handle" to read the parsed
+//! [`Snapshot`] and to make RPCs through a [`Host`]. Scripts are sandboxed (no files, processes,
+//! network, `eval` or `sleep`) and limited in operations, memory and wall-clock time; this module
+//! owns loading, reloading, caching and running them, not their routes or the broker.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow, bail};
+use arc_swap::ArcSwap;
+use rhai::packages::{Package as _, StandardPackage};
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FnAccess, INT, Map, Position};
+
+use crate::metrics::is_valid_name;
+use crate::rlist::{IdSet, ResourceSet, hostlist_count};
+use crate::snapshot::{JobCounts, Snapshot};
+
+/// Longest string a script may build (bytes).
+const MAX_STRING_SIZE: usize = 1 << 20;
+/// Most elements of one array, blob or map a script may build.
+const MAX_COLLECTION_SIZE: usize = 100_000;
+/// Deepest script function call nesting (catches endless recursion long before the Rust stack).
+const MAX_CALL_LEVELS: usize = 64;
+/// Deepest expression nesting, at top level and inside functions (checked when parsing).
+const MAX_EXPR_DEPTH: (usize, usize) = (64, 32);
+/// Most variables alive at once in one evaluation.
+const MAX_VARIABLES: usize = 10_000;
+/// The wall-clock deadline is checked every this many operations: reading the clock on every
+/// operation would cost as much as the operation itself.
+const DEADLINE_CHECK_EVERY: u64 = 256;
+/// How much longer than `--custom-metric-timeout` a request waits for an evaluation that does
+/// not come back (a script stuck in a slow [`Host::rpc`] cannot be interrupted by Rhai).
+const STUCK_GRACE: Duration = Duration::from_secs(1);
+/// How often [`Custom::watch`] looks at the files' modification times and sizes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+/// The token `on_progress` stops a script with when its time is up.
+const TIMEOUT_TOKEN: &str = "custom-metric-timeout";
+/// Most characters of a non-number result quoted in [`CustomError::NotANumber`].
+const EXCERPT_CHARS: usize = 64;
+/// Most script-function calls listed in a [`CustomError::Script`] message.
+const MAX_CALLS_SHOWN: usize = 3;
+
+/// What a script's `flux.rpc(...)` calls: a blocking RPC to the broker (the server implements it
+/// by asking the broker thread; tests implement it with recorded answers).
+pub trait Host: Send + Sync + 'static {
+    /// Sends the RPC `topic` with the JSON text `payload` (`None`: no payload) and waits for the
+    /// answer. It should give up after its own timeout: a script blocked here cannot be stopped
+    /// (the request answers after `--custom-metric-timeout` + 1 s all the same).
+    ///
+    /// # Errors
+    /// Flux's error message when the RPC fails.
+    fn rpc(&self, topic: &str, payload: Option<&str>) -> Result<String, String>;
+}
+
+/// Limits and cache lifetime of custom metrics.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Longest wall-clock time one evaluation may take (`--custom-metric-timeout`).
+    pub timeout: Duration,
+    /// Most Rhai operations one evaluation may perform.
+    pub max_operations: u64,
+    /// A value younger than this is served again without running the script (`--max-age`).
+    pub max_age: Duration,
+}
+
+impl Default for Settings {
+    /// A 2 s timeout, 10 million operations and a 1 s `max_age` (the intended flag defaults).
+    fn default() -> Self {
+        Settings {
+            timeout: Duration::from_secs(2),
+            max_operations: 10_000_000,
+            max_age: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a custom metric has no value.
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum CustomError {
+    /// There is no custom metric of that name.
+    #[error("no custom metric {0:?}")]
+    Unknown(String),
+    /// The script failed at run time.
+    #[error("custom metric {name} failed: {message}")]
+    Script {
+        /// The metric.
+        name: String,
+        /// The script's error, with `file:line:column`.
+        message: String,
+    },
+    /// The script was stopped by the operation, memory, call-depth or time limit.
+    #[error("custom metric {name} was stopped: {message}")]
+    Limit {
+        /// The metric.
+        name: String,
+        /// Which limit, e.g. "ran longer than 2s (--custom-metric-timeout)".
+        message: String,
+    },
+    /// The script returned something that is not a finite number.
+    #[error("custom metric {name} returned {got}, not a number")]
+    NotANumber {
+        /// The metric.
+        name: String,
+        /// What it returned: its type and an excerpt of its value, or `NaN`/`inf`.
+        got: String,
+    },
+}
+
+/// The custom metrics of the `--custom-metric` files.
+pub struct Custom {
+    /// The files, in command-line order (an earlier file wins a name clash on reload).
+    files: Vec<PathBuf>,
+    /// Names of the built-in metrics.
+    reserved: Vec<String>,
+    sandbox: Arc<Sandbox>,
+    /// The last good version of every file and the metrics they define; swapped whole on reload.
+    loaded: ArcSwap<Loaded>,
+    /// Serializes reloads (the watcher and a caller may race); never held across `.await`.
+    reloading: Mutex<()>,
+}
+
+/// One consistent set of scripts.
+struct Loaded {
+    /// The last good version of each file, parallel to [`Custom::files`].
+    scripts: Vec<Arc<Script>>,
+    /// The metrics being served.
+    metrics: BTreeMap<String, Arc<Metric>>,
+}
+
+/// One file, compiled.
+struct Script {
+    path: PathBuf,
+    /// The text it was compiled from: a reload of the same text keeps this version and its caches.
+    source: String,
+    metrics: Vec<Arc<Metric>>,
+}
+
+/// One metric: a function of a script, plus its cached result.
+struct Metric {
+    name: String,
+    help: String,
+    path: PathBuf,
+    ast: Arc<AST>,
+    /// Held across the evaluation so that concurrent requests share it.
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    finished: Instant,
+    result: Result<f64, CustomError>,
+}
+
+impl Custom {
+    /// Loads every file; each public (non-`private`) function of exactly one parameter is a metric
+    /// named after it. Functions with any other number of parameters, and `private` ones, are
+    /// helpers. Statements outside functions are never run.
+    ///
+    /// # Errors
+    /// A file that cannot be read; a file that does not parse (the message names file, line and
+    /// column); a metric function whose name is not a valid metric name
+    /// ([`is_valid_name`]), is in `reserved` (the built-in names) or is also a metric of another
+    /// file (the message names the file and the function).
+    pub fn load(
+        files: &[PathBuf],
+        reserved: &[&str],
+        settings: Settings,
+    ) -> anyhow::Result<Custom> {
+        let reserved: Vec<String> = reserved.iter().map(|&r| r.to_owned()).collect();
+        let sandbox = Arc::new(Sandbox::new(settings));
+        let mut scripts = Vec::with_capacity(files.len());
+        let mut metrics = BTreeMap::new();
+        for path in files {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("reading custom metric file {}", path.display()))?;
+            let script = Arc::new(compile(path, source, &reserved, &sandbox)?);
+            claim(&script, &mut metrics)?;
+            scripts.push(script);
+        }
+        if metrics.is_empty() && !files.is_empty() {
+            tracing::warn!(
+                "the custom metric files define no metric (no public one-parameter function)"
+            );
+        }
+        Ok(Custom {
+            files: files.to_vec(),
+            reserved,
+            sandbox,
+            loaded: ArcSwap::from_pointee(Loaded { scripts, metrics }),
+            reloading: Mutex::new(()),
+        })
+    }
+
+    /// The names of the current custom metrics, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.loaded.load().metrics.keys().cloned().collect()
+    }
+
+    /// The help text of metric `name`: its function's `///` doc comment, or
+    /// "custom metric from FILE" when it has none.
+    pub fn help(&self, name: &str) -> Option<String> {
+        self.loaded.load().metrics.get(name).map(|m| m.help.clone())
+    }
+
+    /// The value of metric `name` for `snapshot` (the current one).
+    ///
+    /// Runs the function on a blocking thread under the operation and time limits of the
+    /// [`Settings`]. A result (error or not) is reused for `max_age`, and requests that arrive
+    /// while an evaluation runs wait for it and share its result, even with a `max_age` of zero.
+    ///
+    /// # Errors
+    /// See [`CustomError`].
+    pub async fn value(
+        &self,
+        name: &str,
+        snapshot: Arc<Snapshot>,
+        host: Arc<dyn Host>,
+    ) -> Result<f64, CustomError> {
+        let metric = self
+            .loaded
+            .load()
+            .metrics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CustomError::Unknown(name.to_owned()))?;
+        let arrived = Instant::now();
+        let mut cache = metric.cache.lock().await;
+        if let Some(c) = cache.as_ref() {
+            // Finished after we arrived: we waited for that very evaluation.
+            if c.finished >= arrived || c.finished.elapsed() < self.sandbox.settings.max_age {
+                return c.result.clone();
+            }
+        }
+        let job = {
+            let (metric, sandbox) = (Arc::clone(&metric), Arc::clone(&self.sandbox));
+            tokio::task::spawn_blocking(move || evaluate(&metric, &sandbox, snapshot, host))
+        };
+        let settings = &self.sandbox.settings;
+        let wait = settings.timeout.saturating_add(STUCK_GRACE);
+        let result = match tokio::time::timeout(wait, job).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(CustomError::Script {
+                name: metric.name.clone(),
+                message: format!("the evaluation panicked (a bug, please report it): {join}"),
+            }),
+            // The blocking thread is left to finish on its own: it is stuck in `Host::rpc`, whose
+            // own timeout ends it, and the script stops at its next operation.
+            Err(_) => Err(timeout_error(&metric.name, settings)),
+        };
+        *cache = Some(Cached {
+            finished: Instant::now(),
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// Re-reads every file. A file that fails to load (unreadable, does not parse, bad or
+    /// clashing names as in [`Custom::load`]) keeps its last good version; the reason is logged
+    /// and returned. Metrics added or removed by an edit appear or disappear; a file whose text is
+    /// unchanged keeps its cached values.
+    ///
+    /// # Errors
+    /// Every file that failed, one per line.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.loaded.load_full();
+        let mut errors: Vec<anyhow::Error> = Vec::new();
+        let mut scripts = Vec::with_capacity(self.files.len());
+        let mut metrics = BTreeMap::new();
+        for (path, previous) in self.files.iter().zip(&old.scripts) {
+            let fresh = std::fs::read_to_string(path)
+                .with_context(|| format!("reading custom metric file {}", path.display()))
+                .and_then(|source| {
+                    if source == previous.source {
+                        Ok(Arc::clone(previous))
+                    } else {
+                        compile(path, source, &self.reserved, &self.sandbox).map(Arc::new)
+                    }
+                });
+            let script = match fresh {
+                Ok(script) if Arc::ptr_eq(&script, previous) => script,
+                Ok(script) => match claim(&script, &mut metrics) {
+                    Ok(()) => {
+                        scripts.push(script);
+                        continue;
+                    }
+                    Err(e) => {
+                        errors.push(e);
+                        Arc::clone(previous)
+                    }
+                },
+                Err(e) => {
+                    errors.push(e);
+                    Arc::clone(previous)
+                }
+            };
+            // The last good version; an earlier file may have taken one of its names meanwhile.
+            for m in &script.metrics {
+                if let Err(e) = claim_one(m, &mut metrics) {
+                    errors.push(e);
+                }
+            }
+            scripts.push(script);
+        }
+        let (before, after) = (old.metrics.keys(), metrics.keys());
+        let added: Vec<&String> = after
+            .clone()
+            .filter(|n| !old.metrics.contains_key(*n))
+            .collect();
+        let removed: Vec<&String> = before.filter(|n| !metrics.contains_key(*n)).collect();
+        let changed = scripts
+            .iter()
+            .zip(&old.scripts)
+            .any(|(a, b)| !Arc::ptr_eq(a, b));
+        if changed || !added.is_empty() || !removed.is_empty() {
+            tracing::info!(?added, ?removed, "custom metrics reloaded");
+        }
+        self.loaded.store(Arc::new(Loaded { scripts, metrics }));
+        for e in &errors {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "custom metric file not reloaded; its last good version stays"
+            );
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(anyhow!(
+                "{}",
+                errors
+                    .iter()
+                    .map(|e| format!("{e:#}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )),
+        }
+    }
+
+    /// Spawns a task that calls [`Custom::reload`] when a file's modification time or size
+    /// changes (checked every second) and on SIGHUP. The task ends when the last other `Arc` of
+    /// `self` is dropped.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime.
+    pub fn watch(self: &Arc<Self>) {
+        let this = Arc::downgrade(self);
+        let files = self.files.clone();
+        tokio::spawn(async move {
+            let mut seen = stamps(&files).await;
+            let mut hangup = Hangup::install();
+            let mut tick = tokio::time::interval(WATCH_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let reason = tokio::select! {
+                    _ = tick.tick() => {
+                        if this.strong_count() == 0 {
+                            return;
+                        }
+                        let now = stamps(&files).await;
+                        if now == seen {
+                            continue;
+                        }
+                        seen = now;
+                        "a file changed"
+                    }
+                    () = hangup.recv() => "SIGHUP",
+                };
+                let Some(custom) = this.upgrade() else { return };
+                tracing::info!(reason, "reloading custom metric files");
+                // Errors are logged by `reload`; the watcher carries on with the last good versions.
+                let _already_logged = tokio::task::spawn_blocking(move || custom.reload()).await;
+            }
+        });
+    }
+}
+
+/// The modification time and size of each file (`None` when unreadable).
+async fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let meta = tokio::fs::metadata(f).await.ok();
+        out.push(meta.and_then(|m| Some((m.modified().ok()?, m.len()))));
+    }
+    out
+}
+
+/// SIGHUP as a stream of wake-ups; never fires where it cannot be installed.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn install() -> Hangup {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::hangup()) {
+                Ok(s) => Hangup { signal: Some(s) },
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGHUP; reloading on changes only");
+                    Hangup { signal: None }
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        Hangup {}
+    }
+
+    /// Waits for the next SIGHUP.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            if s.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Compiles one file and collects its metric functions.
+fn compile(
+    path: &Path,
+    source: String,
+    reserved: &[String],
+    sandbox: &Sandbox,
+) -> anyhow::Result<Script> {
+    let file = path.display();
+    let ast = sandbox.engine().compile(&source).map_err(|e| {
+        let (line, column) = line_column(e.position());
+        anyhow!("{file}:{line}:{column}: syntax error: {}", e.err_type())
+    })?;
+    let ast = Arc::new(ast);
+    let mut metrics = Vec::new();
+    for f in ast.iter_functions() {
+        if f.access == FnAccess::Private || f.params.len() != 1 {
+            continue;
+        }
+        let name = f.name;
+        if !is_valid_name(name) {
+            bail!(
+                "{file}: function {name}: {name:?} is not a valid metric name (lower-case letters, \
+                 digits and underscores, starting with a letter); make it `private fn` if it is a helper"
+            );
+        }
+        if reserved.iter().any(|r| r == name) {
+            bail!("{file}: function {name}: {name:?} is the name of a built-in metric");
+        }
+        let help = doc_text(&f.comments).unwrap_or_else(|| format!("custom metric from {file}"));
+        metrics.push(Arc::new(Metric {
+            name: name.to_owned(),
+            help,
+            path: path.to_owned(),
+            ast: Arc::clone(&ast),
+            cache: tokio::sync::Mutex::new(None),
+        }));
+    }
+    Ok(Script {
+        path: path.to_owned(),
+        source,
+        metrics,
+    })
+}
+
+/// Adds every metric of `script` to `metrics`, or none if one name is taken by another file.
+fn claim(script: &Script, metrics: &mut BTreeMap<String, Arc<Metric>>) -> anyhow::Result<()> {
+    for m in &script.metrics {
+        if let Some(other) = metrics.get(&m.name) {
+            return Err(clash(&script.path, &m.name, &other.path));
+        }
+    }
+    for m in &script.metrics {
+        metrics.insert(m.name.clone(), Arc::clone(m));
+    }
+    Ok(())
+}
+
+/// Adds `m` to `metrics` unless its name is taken.
+fn claim_one(m: &Arc<Metric>, metrics: &mut BTreeMap<String, Arc<Metric>>) -> anyhow::Result<()> {
+    if let Some(other) = metrics.get(&m.name) {
+        return Err(clash(&m.path, &m.name, &other.path));
+    }
+    metrics.insert(m.name.clone(), Arc::clone(m));
+    Ok(())
+}
+
+fn clash(path: &Path, name: &str, other: &Path) -> anyhow::Error {
+    anyhow!(
+        "{}: function {name}: metric {name:?} is already defined in {}",
+        path.display(),
+        other.display()
+    )
+}
+
+/// The first paragraph of `///` and `/** */` doc comments, leaders stripped and lines joined by
+/// spaces (one line, like the help of the built-in metrics).
+fn doc_text(comments: &[&str]) -> Option<String> {
+    let mut words = Vec::new();
+    for line in comments.iter().flat_map(|c| c.lines()) {
+        let line = line.trim();
+        let line = line
+            .strip_prefix("///")
+            .or_else(|| line.strip_prefix("/**"))
+            .unwrap_or(line);
+        let line = line.strip_suffix("*/").unwrap_or(line).trim();
+        let line = line.strip_prefix('*').unwrap_or(line).trim();
+        match (line.is_empty(), words.is_empty()) {
+            (false, _) => words.push(line),
+            (true, true) => {}
+            (true, false) => break,
+        }
+    }
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+fn line_column(pos: Position) -> (usize, usize) {
+    (pos.line().unwrap_or(0), pos.position().unwrap_or(0))
+}
+
+/// What every engine is made of: the settings, and Rhai's standard library, built once because
+/// building it is most of the cost of an engine (milliseconds).
+struct Sandbox {
+    settings: Settings,
+    std: StandardPackage,
+}
+
+impl Sandbox {
+    fn new(settings: Settings) -> Sandbox {
+        Sandbox {
+            settings,
+            std: StandardPackage::new(),
+        }
+    }
+
+    /// An engine with the sandbox, the limits and the Flux API; the same for compiling and
+    /// running, so that what parses is what runs.
+    fn engine(&self) -> Engine {
+        // Rhai's standard library has no file, process or network functions; `Engine::new_raw`
+        // has no module resolver (and the `no_module` feature removes `import` altogether), and
+        // no `print` to stdout.
+        let mut e = Engine::new_raw();
+        self.std.register_into_engine(&mut e);
+        e.set_max_operations(self.settings.max_operations)
+            .set_max_string_size(MAX_STRING_SIZE)
+            .set_max_array_size(MAX_COLLECTION_SIZE)
+            .set_max_map_size(MAX_COLLECTION_SIZE)
+            .set_max_call_levels(MAX_CALL_LEVELS)
+            .set_max_expr_depths(MAX_EXPR_DEPTH.0, MAX_EXPR_DEPTH.1)
+            .set_max_variables(MAX_VARIABLES)
+            // A misspelt variable fails at load time, a misspelt map property at run time, instead
+            // of silently giving `()`.
+            .set_strict_variables(true)
+            .set_fail_on_invalid_map_property(true)
+            .on_print(|s| tracing::debug!(script = s, "custom metric print"))
+            .on_debug(|s, _, pos| {
+                let (line, column) = line_column(pos);
+                tracing::debug!(script = s, line, column, "custom metric debug");
+            });
+        // `eval` is pure but would hide code from load-time checks.
+        e.disable_symbol("eval");
+        // `sleep` blocks the thread where `on_progress` cannot stop it; registered functions
+        // override the standard library's, also for calls through function pointers.
+        e.register_fn("sleep", |_: INT| -> Result<(), Box<EvalAltResult>> {
+            Err("sleep is not available to custom metrics".into())
+        })
+        .register_fn(
+            "sleep",
+            |_: rhai::FLOAT| -> Result<(), Box<EvalAltResult>> {
+                Err("sleep is not available to custom metrics".into())
+            },
+        );
+        register_api(&mut e);
+        e
+    }
+}
+
+/// The "Flux handle" a metric function receives.
+#[derive(Clone)]
+struct Flux {
+    snapshot: Arc<Snapshot>,
+    host: Arc<dyn Host>,
+    /// When the evaluation must end (`None`: a timeout too large to represent).
+    deadline: Option<Instant>,
+}
+
+fn int(v: u64) -> Dynamic {
+    Dynamic::from_int(INT::try_from(v).unwrap_or(INT::MAX))
+}
+
+fn map<const N: usize>(entries: [(&str, Dynamic); N]) -> Map {
+    entries.into_iter().map(|(k, v)| (k.into(), v)).collect()
+}
+
+fn jobs_map(j: &JobCounts) -> Map {
+    map([
+        ("depend", int(j.depend)),
+        ("priority", int(j.priority)),
+        ("sched", int(j.sched)),
+        ("run", int(j.run)),
+        ("cleanup", int(j.cleanup)),
+        ("inactive", int(j.inactive)),
+        ("pending", int(j.pending())),
+        ("successful", int(j.successful)),
+        ("failed", int(j.failed)),
+        ("canceled", int(j.canceled)),
+        ("timeout", int(j.timeout)),
+        ("pending_nodes", int(j.pending_nodes)),
+    ])
+}
+
+fn set_map(r: &ResourceSet) -> Map {
+    map([
+        ("nodes", int(r.nnodes())),
+        ("cores", int(r.ncores())),
+        ("gpus", int(r.ngpus())),
+        ("ranks", r.ranks().to_string().into()),
+    ])
+}
+
+impl Flux {
+    fn nodes(&self) -> Map {
+        let n = &self.snapshot.nodes;
+        map([
+            ("all", int(n.all)),
+            ("up", int(n.up)),
+            ("free", int(n.free)),
+            ("idle", int(n.idle)),
+            ("down", int(n.down)),
+            ("drained", int(n.drained)),
+            ("allocated", int(n.allocated)),
+            ("cores_up", int(n.cores_up)),
+            ("cores_free", int(n.cores_free)),
+            ("cores_allocated", int(n.cores_allocated)),
+            ("gpus_up", int(n.gpus_up)),
+            ("gpus_free", int(n.gpus_free)),
+        ])
+    }
+
+    fn queue(&self, name: &str) -> Result<Map, Box<EvalAltResult>> {
+        match self.snapshot.job_counts(Some(name)) {
+            Ok(j) => Ok(jobs_map(j)),
+            Err(e) => Err(e.to_string().into()),
+        }
+    }
+
+    fn rpc(&self, topic: &str, payload: Option<Map>) -> Result<Dynamic, Box<EvalAltResult>> {
+        let payload = match payload {
+            Some(m) => {
+                let v: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(m))?;
+                Some(v.to_string())
+            }
+            None => None,
+        };
+        let answer = self.host.rpc(topic, payload.as_deref());
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(
+                EvalAltResult::ErrorTerminated(TIMEOUT_TOKEN.into(), Position::NONE).into(),
+            );
+        }
+        let text = answer.map_err(|e| format!("flux RPC {topic} failed: {e}"))?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("flux RPC {topic}: the answer is not JSON: {e}"))?;
+        rhai::serde::to_dynamic(value)
+    }
+}
+
+fn register_api(e: &mut Engine) {
+    e.register_type_with_name::<Flux>("Flux")
+        .register_get("nodes", |f: &mut Flux| f.nodes())
+        .register_get("jobs", |f: &mut Flux| jobs_map(&f.snapshot.jobs))
+        .register_get("queues", |f: &mut Flux| -> rhai::Array {
+            f.snapshot
+                .queues
+                .keys()
+                .map(|q| q.as_str().into())
+                .collect()
+        })
+        .register_get("all", |f: &mut Flux| set_map(&f.snapshot.all))
+        .register_get("up", |f: &mut Flux| set_map(&f.snapshot.up))
+        .register_get("down", |f: &mut Flux| set_map(&f.snapshot.down))
+        .register_get("allocated", |f: &mut Flux| set_map(&f.snapshot.allocated))
+        .register_get("free", |f: &mut Flux| set_map(&f.snapshot.free))
+        .register_fn("queue", |f: &mut Flux, name: &str| f.queue(name))
+        .register_fn("rpc", |f: &mut Flux, topic: &str| f.rpc(topic, None))
+        .register_fn("rpc", |f: &mut Flux, topic: &str, payload: Map| {
+            f.rpc(topic, Some(payload))
+        })
+        .register_fn(
+            "idset_count",
+            |s: &str| -> Result<INT, Box<EvalAltResult>> {
+                let set = IdSet::parse(s).map_err(|e| e.to_string())?;
+                Ok(INT::try_from(set.len()).unwrap_or(INT::MAX))
+            },
+        )
+        .register_fn(
+            "hostlist_count",
+            |s: &str| -> Result<INT, Box<EvalAltResult>> {
+                let n = hostlist_count(s).map_err(|e| e.to_string())?;
+                Ok(INT::try_from(n).unwrap_or(INT::MAX))
+            },
+        );
+}
+
+/// Runs `metric` once, on the calling (blocking) thread.
+fn evaluate(
+    metric: &Metric,
+    sandbox: &Sandbox,
+    snapshot: Arc<Snapshot>,
+    host: Arc<dyn Host>,
+) -> Result<f64, CustomError> {
+    let settings = &sandbox.settings;
+    let deadline = Instant::now().checked_add(settings.timeout);
+    let mut engine = sandbox.engine();
+    // Rhai counts operations one by one but may also jump ahead, so the next check is a threshold
+    // rather than a multiple.
+    let next_check = AtomicU64::new(DEADLINE_CHECK_EVERY);
+    engine.on_progress(move |ops| {
+        let d = deadline?;
+        if ops < next_check.load(Ordering::Relaxed) {
+            return None;
+        }
+        next_check.store(ops.saturating_add(DEADLINE_CHECK_EVERY), Ordering::Relaxed);
+        (Instant::now() >= d).then(|| TIMEOUT_TOKEN.into())
+    });
+    let flux = Flux {
+        snapshot,
+        host,
+        deadline,
+    };
+    let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+    let result = engine.call_fn_with_options::<Dynamic>(
+        options,
+        &mut rhai::Scope::new(),
+        &metric.ast,
+        &metric.name,
+        (flux,),
+    );
+    match result {
+        Ok(v) => number(&metric.name, &v),
+        Err(e) => Err(run_error(metric, settings, &e)),
+    }
+}
+
+fn number(name: &str, v: &Dynamic) -> Result<f64, CustomError> {
+    let not_a_number = |got: String| CustomError::NotANumber {
+        name: name.to_owned(),
+        got,
+    };
+    if let Ok(i) = v.as_int() {
+        // Exact up to 2^53; beyond that the nearest f64, which is what a Quantity can carry anyway.
+        return Ok(i as f64);
+    }
+    if let Ok(f) = v.as_float() {
+        return if f.is_finite() {
+            Ok(f)
+        } else {
+            Err(not_a_number(f.to_string()))
+        };
+    }
+    if v.is_unit() {
+        return Err(not_a_number("() (nothing)".into()));
+    }
+    let text = format!("{v:?}");
+    let excerpt = match text.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    };
+    Err(not_a_number(format!("{} {excerpt}", v.type_name())))
+}
+
+fn timeout_error(name: &str, settings: &Settings) -> CustomError {
+    CustomError::Limit {
+        name: name.to_owned(),
+        message: format!(
+            "ran longer than {:?} (--custom-metric-timeout)",
+            settings.timeout
+        ),
+    }
+}
+
+/// Turns Rhai's error into a [`CustomError`]; messages carry `file:line:column` and the calls
+/// that led there.
+fn run_error(metric: &Metric, settings: &Settings, err: &EvalAltResult) -> CustomError {
+    let file = metric.path.display();
+    // " at FILE:LINE:COLUMN", or nothing where Rhai knows no position (e.g. the operation limit).
+    let at = |pos: Position| -> String {
+        let (line, column) = line_column(pos);
+        if pos.is_none() {
+            String::new()
+        } else {
+            format!(" at {file}:{line}:{column}")
+        }
+    };
+    // Unwind the script-function calls down to the error itself, innermost call first.
+    let mut calls = Vec::new();
+    let mut inner = err;
+    while let EvalAltResult::ErrorInFunctionCall(f, _, e, pos) = inner {
+        if f != &metric.name {
+            calls.push(format!("in call to {f}{}", at(*pos)));
+        }
+        inner = e;
+    }
+    calls.reverse();
+    let name = metric.name.clone();
+    let limit = |message: String| CustomError::Limit {
+        name: name.clone(),
+        message: format!("{message}{}", at(inner.position())),
+    };
+    match inner {
+        EvalAltResult::ErrorTerminated(..) => timeout_error(&metric.name, settings),
+        EvalAltResult::ErrorTooManyOperations(..) => limit(format!(
+            "ran more than {} operations",
+            settings.max_operations
+        )),
+        EvalAltResult::ErrorDataTooLarge(what, ..) => limit(format!(
+            "{what} too large (strings are limited to {MAX_STRING_SIZE} bytes, arrays and maps to \
+             {MAX_COLLECTION_SIZE} elements)"
+        )),
+        EvalAltResult::ErrorStackOverflow(..) => {
+            limit(format!("calls nested deeper than {MAX_CALL_LEVELS} levels"))
+        }
+        EvalAltResult::ErrorTooManyVariables(..) => {
+            limit(format!("more than {MAX_VARIABLES} variables"))
+        }
+        _ => {
+            let pos = inner.position();
+            let text = match inner {
+                // `throw` and the errors of the Flux API: the message itself.
+                EvalAltResult::ErrorRuntime(value, _) if !value.is_unit() => value.to_string(),
+                _ => {
+                    let text = inner.to_string();
+                    text.strip_suffix(&format!(" ({pos})"))
+                        .unwrap_or(&text)
+                        .to_owned()
+                }
+            };
+            let mut message = format!("{}{}", text.replace('\n', " "), at(pos));
+            // Endless recursion would list dozens of calls; the innermost few say where.
+            for c in calls.iter().take(MAX_CALLS_SHOWN) {
+                message.push_str(", ");
+                message.push_str(c);
+            }
+            if calls.len() > MAX_CALLS_SHOWN {
+                let more = calls.len() - MAX_CALLS_SHOWN;
+                message.push_str(&format!(", and {more} more calls"));
+            }
+            CustomError::Script { name, message }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::tests::snapshot;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Answers RPCs from `tests/fixtures/<scenario>/<topic>.json`, counting calls; topic `slow`
+    /// answers `{}` after 300 ms.
+    struct Replay {
+        dir: PathBuf,
+        calls: AtomicUsize,
+    }
+
+    impl Replay {
+        fn new(scenario: &str) -> Arc<Replay> {
+            Arc::new(Replay {
+                dir: Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures")
+                    .join(scenario),
+                calls: AtomicUsize::new(0),
+            })
+        }
+    }
+
+    impl Host for Replay {
+        fn rpc(&self, topic: &str, _payload: Option<&str>) -> Result<String, String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if topic == "slow" {
+                std::thread::sleep(Duration::from_millis(300));
+                return Ok("{}".into());
+            }
+            std::fs::read_to_string(self.dir.join(format!("{topic}.json")))
+                .map_err(|_| "Function not implemented".into())
+        }
+    }
+
+    fn example() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("example/custom-metrics.rhai")
+    }
+
+    /// The example file with no cache, so that each scenario is evaluated afresh.
+    fn load_example() -> Custom {
+        let s = Settings {
+            max_age: Duration::ZERO,
+            ..Settings::default()
+        };
+        Custom::load(&[example()], BUILTIN, s).unwrap()
+    }
+
+    const BUILTIN: &[&str] = &["node_up_count", "job_queue_state_run_count"];
+
+    /// A file of its own under the temp directory holding `text`.
+    fn script(test: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("flux-metrics-custom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{test}.rhai"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            timeout: Duration::from_millis(200),
+            max_operations: 10_000_000,
+            max_age: Duration::ZERO,
+        }
+    }
+
+    fn load(test: &str, text: &str) -> Custom {
+        Custom::load(&[script(test, text)], BUILTIN, settings()).unwrap()
+    }
+
+    fn load_err(test: &str, text: &str) -> String {
+        let e = Custom::load(&[script(test, text)], BUILTIN, settings())
+            .err()
+            .unwrap();
+        format!("{e:#}")
+    }
+
+    async fn value(c: &Custom, name: &str, scenario: &str) -> Result<f64, CustomError> {
+        c.value(name, Arc::new(snapshot(scenario)), Replay::new(scenario))
+            .await
+    }
+
+    #[tokio::test]
+    async fn example_metrics_match_the_fixtures() {
+        let c = load_example();
+        assert_eq!(
+            c.names(),
+            [
+                "batch_pending_jobs",
+                "cores_allocated_fraction",
+                "my_custom_metric_name",
+                "offline_nodes_count"
+            ]
+        );
+        // Free cores, allocated/up cores and offline ranks: tests/fixtures/README.md.
+        let want = [
+            ("idle", 8.0, 0.0, 0.0),
+            ("busy", 5.0, 3.0 / 8.0, 0.0),
+            ("drained", 5.0, 1.0 / 6.0, 0.0),
+            ("gpus-queues", 5.0, 11.0 / 16.0, 0.0),
+            ("many-jobs", 0.0, 1.0, 0.0),
+            ("elastic", 6.0, 10.0 / 16.0, 4.0),
+        ];
+        for (scenario, free, fraction, offline) in want {
+            let got = (
+                value(&c, "my_custom_metric_name", scenario).await,
+                value(&c, "cores_allocated_fraction", scenario).await,
+                value(&c, "offline_nodes_count", scenario).await,
+            );
+            assert_eq!(got, (Ok(free), Ok(fraction), Ok(offline)), "{scenario}");
+        }
+        assert_eq!(
+            value(&c, "batch_pending_jobs", "gpus-queues").await,
+            Ok(0.0)
+        );
+        assert_eq!(
+            c.help("my_custom_metric_name").as_deref(),
+            Some("Free cores on up nodes (the Python tool's example metric).")
+        );
+        assert_eq!(
+            c.help("batch_pending_jobs").as_deref(),
+            Some("Jobs waiting to run (depend, priority or sched) in queue batch.")
+        );
+        assert_eq!(
+            c.help("offline_ranks"),
+            None,
+            "private helpers are not metrics"
+        );
+    }
+
+    #[test]
+    fn custom_is_shared_across_threads_and_its_futures_are_send() {
+        fn shared<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        let c = load_example();
+        shared(&c);
+        send(c.value("x", Arc::new(snapshot("idle")), Replay::new("idle")));
+    }
+
+    #[tokio::test]
+    async fn batch_queue_missing_names_the_known_queues() {
+        let c = load_example();
+        let e = value(&c, "batch_pending_jobs", "busy").await.unwrap_err();
+        let CustomError::Script { name, message } = e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(name, "batch_pending_jobs");
+        assert!(message.contains("no named queues"), "{message}");
+        let text = std::fs::read_to_string(example()).unwrap();
+        let line = 1 + text
+            .lines()
+            .position(|l| l.contains("queue(\"batch\")"))
+            .unwrap();
+        assert!(
+            message.contains(&format!("custom-metrics.rhai:{line}:")),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_cores_up_is_a_fraction_of_zero() {
+        let c = load_example();
+        let mut s = snapshot("idle");
+        s.nodes.cores_up = 0;
+        let v = c
+            .value("cores_allocated_fraction", Arc::new(s), Replay::new("idle"))
+            .await;
+        assert_eq!(v, Ok(0.0));
+    }
+
+    #[tokio::test]
+    async fn handle_offers_state_queues_and_helpers() {
+        let c = load(
+            "handle",
+            r#"
+            fn debug_sched(flux) { flux.queue("debug").sched }
+            fn queue_count(flux) { flux.queues.len() }
+            fn gpus_free(flux) { flux.nodes.gpus_free + flux.free.gpus * 100 }
+            fn pending(flux) { flux.jobs.pending }
+            fn up_ranks(flux) { idset_count(flux.up.ranks) }
+            fn hosts(flux) { hostlist_count("node[0-3],login") }
+            fn with_payload(flux) { flux.rpc("job-list.job-stats", #{ "queue": "debug" }).job_states.run }
+            fn gpu_queue(flux) { flux.queue("gpu").run }
+            fn typo(flux) { flux.nodes.fre }
+            "#,
+        );
+        let s = "gpus-queues";
+        assert_eq!(value(&c, "debug_sched", s).await, Ok(2.0));
+        assert_eq!(value(&c, "queue_count", s).await, Ok(2.0));
+        assert_eq!(value(&c, "gpus_free", s).await, Ok(606.0));
+        assert_eq!(value(&c, "pending", s).await, Ok(2.0));
+        assert_eq!(value(&c, "up_ranks", s).await, Ok(4.0));
+        assert_eq!(value(&c, "hosts", s).await, Ok(5.0));
+        assert_eq!(value(&c, "with_payload", s).await, Ok(3.0));
+        let e = value(&c, "gpu_queue", s).await.unwrap_err().to_string();
+        assert!(e.contains("its queues are: batch, debug"), "{e}");
+        let e = value(&c, "typo", s).await.unwrap_err().to_string();
+        assert!(e.contains("Property not found: fre"), "{e}");
+    }
+
+    #[test]
+    fn parse_error_names_file_line_and_column() {
+        let e = load_err(
+            "syntax",
+            "fn ok(flux) { 1 }\nfn broken(flux) {\n  let x = ;\n}\n",
+        );
+        assert!(e.contains("syntax.rhai:3:11: syntax error"), "{e}");
+    }
+
+    #[test]
+    fn misspelt_variable_fails_at_load() {
+        let e = load_err("strict", "fn a(flux) {\n  flx.nodes.up\n}\n");
+        assert!(e.contains("strict.rhai:2:3:"), "{e}");
+        assert!(e.contains("flx"), "{e}");
+    }
+
+    #[test]
+    fn builtin_name_is_a_load_error_naming_file_and_function() {
+        let e = load_err("builtin", "fn node_up_count(flux) { 1 }");
+        assert!(e.contains("builtin.rhai: function node_up_count"), "{e}");
+        assert!(e.contains("built-in"), "{e}");
+    }
+
+    #[test]
+    fn invalid_name_is_a_load_error() {
+        let e = load_err("upper", "fn Bad_Name(flux) { 1 }");
+        assert!(e.contains("upper.rhai: function Bad_Name"), "{e}");
+        assert!(e.contains("not a valid metric name"), "{e}");
+    }
+
+    #[test]
+    fn clash_between_files_names_both() {
+        let a = script("clash-a", "fn same(flux) { 1 }");
+        let b = script("clash-b", "fn same(flux) { 2 }");
+        let e = Custom::load(&[a, b], BUILTIN, settings()).err().unwrap();
+        let e = format!("{e:#}");
+        assert!(e.contains("clash-b.rhai: function same"), "{e}");
+        assert!(e.contains("clash-a.rhai"), "{e}");
+    }
+
+    #[test]
+    fn private_and_other_arity_functions_are_helpers() {
+        let path = script(
+            "helpers",
+            "fn metric(flux) { helper(1, 2) + other(3) + Two_Params(1, 2) }\n\
+             fn helper(a, b) { a + b }\n\
+             fn Two_Params(a, b) { a * b }\n\
+             fn none() { 0 }\n\
+             private fn other(a) { a }\n\
+             private fn Private_Upper(a) { a }\n",
+        );
+        let c = Custom::load(std::slice::from_ref(&path), BUILTIN, settings()).unwrap();
+        assert_eq!(c.names(), ["metric"]);
+        let help = format!("custom metric from {}", path.display());
+        assert_eq!(c.help("metric"), Some(help));
+    }
+
+    #[tokio::test]
+    async fn run_time_error_carries_the_scripts_message() {
+        let c = load(
+            "runtime",
+            "fn thrower(flux) {\n  inner(1)\n}\nfn inner(x, y) { 0 }\nfn inner(x) {\n  throw \"no luck\";\n}\n\
+             fn bad_rpc(flux) { flux.rpc(\"no.such.topic\") }\n\
+             fn bad_idset(flux) { idset_count(\"3-1\") }\n\
+             fn no_sleep(flux) { sleep(10); 1 }\n\
+             fn no_sleep_by_pointer(flux) { Fn(\"sleep\").call(10.5); 1 }\n",
+        );
+        let e = value(&c, "thrower", "busy").await.unwrap_err();
+        let CustomError::Script { message, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert!(message.starts_with("no luck at "), "{message}");
+        assert!(message.contains("runtime.rhai:6:3"), "{message}");
+        assert!(message.contains("in call to inner at "), "{message}");
+        assert!(message.contains("runtime.rhai:2:3"), "{message}");
+        let e = value(&c, "bad_rpc", "busy").await.unwrap_err().to_string();
+        assert!(
+            e.contains("flux RPC no.such.topic failed: Function not implemented"),
+            "{e}"
+        );
+        let e = value(&c, "bad_idset", "busy")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("range end 1 is before start 3"), "{e}");
+        for name in ["no_sleep", "no_sleep_by_pointer"] {
+            let e = value(&c, name, "busy").await.unwrap_err().to_string();
+            assert!(e.contains("sleep is not available"), "{e}");
+        }
+        assert_eq!(
+            value(&c, "nothing", "busy").await,
+            Err(CustomError::Unknown("nothing".into()))
+        );
+    }
+
+    #[test]
+    fn eval_is_not_available() {
+        let e = load_err("eval", "fn a(flux) { eval(\"1\") }");
+        assert!(e.contains("eval.rhai:1:"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn non_numbers_are_refused() {
+        let c = load(
+            "nan",
+            "fn text(flux) { \"12\" }\nfn unit(flux) { }\nfn nan(flux) { 0.0 / 0.0 }\n\
+             fn infinite(flux) { 1.0 / 0.0 }\nfn a_map(flux) { flux.nodes }\nfn yes(flux) { true }\n",
+        );
+        let got = |name: &'static str| {
+            let c = &c;
+            async move {
+                match value(c, name, "busy").await {
+                    Err(CustomError::NotANumber { got, .. }) => got,
+                    other => panic!("{name}: {other:?}"),
+                }
+            }
+        };
+        assert_eq!(got("text").await, "string \"12\"");
+        assert_eq!(got("unit").await, "() (nothing)");
+        assert_eq!(got("nan").await, "NaN");
+        assert_eq!(got("infinite").await, "inf");
+        assert!(got("a_map").await.starts_with("map #{"));
+        assert_eq!(got("yes").await, "bool true");
+    }
+
+    #[tokio::test]
+    async fn endless_loop_is_cut_off_by_the_timeout() {
+        let c = load("loop", "fn spin(flux) {\n  loop {}\n}\n");
+        let start = Instant::now();
+        let e = value(&c, "spin", "busy").await.unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(
+            e,
+            CustomError::Limit {
+                name: "spin".into(),
+                message: "ran longer than 200ms (--custom-metric-timeout)".into()
+            }
+        );
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn rpc_beyond_the_deadline_is_a_limit() {
+        let c = load("slow-rpc", "fn slow_rpc(flux) { flux.rpc(\"slow\"); 1 }");
+        let e = value(&c, "slow_rpc", "busy").await.unwrap_err();
+        assert!(
+            matches!(&e, CustomError::Limit { message, .. } if message.starts_with("ran longer than 200ms")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn operation_limit_and_recursion_are_limits() {
+        let files = [script(
+            "ops",
+            "fn busy(flux) { let i = 0; while true { i += 1; } }\nfn deep(flux) { recurse(1) }\nfn recurse(x, y) { 0 }\nprivate fn recurse(x) { recurse(x + 1) }\n",
+        )];
+        let s = Settings {
+            max_operations: 10_000,
+            timeout: Duration::from_secs(10),
+            ..settings()
+        };
+        let c = Custom::load(&files, BUILTIN, s).unwrap();
+        let e = value(&c, "busy", "busy").await.unwrap_err();
+        assert!(
+            matches!(&e, CustomError::Limit { message, .. } if message.starts_with("ran more than 10000 operations")),
+            "{e:?}"
+        );
+        let e = value(&c, "deep", "busy").await.unwrap_err();
+        assert!(
+            matches!(&e, CustomError::Limit { message, .. } if message.starts_with("calls nested deeper than 64")),
+            "{e:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn huge_allocations_are_limits() {
+        let c = load(
+            "huge",
+            "fn doubling(flux) { let s = \"x\"; loop { s += s; } }\n\
+             fn padded(flux) { let s = \"\"; s.pad(1000000000, \"x\"); s.len() }\n\
+             fn array(flux) { let a = [1]; loop { a += a; } }\n\
+             fn nested(flux) { let a = [1]; loop { a = [a, a]; } }\n\
+             fn blobbed(flux) { blob(1000000000).len() }\n\
+             fn mapped(flux) { let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; } }\n",
+        );
+        for name in ["doubling", "padded", "array", "nested", "blobbed", "mapped"] {
+            let start = Instant::now();
+            let e = value(&c, name, "busy").await.unwrap_err();
+            assert!(matches!(e, CustomError::Limit { .. }), "{name}: {e:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "{name}: {:?}",
+                start.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reload_picks_up_edits_and_keeps_the_last_good_version() {
+        let path = script(
+            "reload",
+            "/// One.\nfn answer(flux) { 1 }\nfn gone(flux) { 0 }\n",
+        );
+        let c = Custom::load(std::slice::from_ref(&path), BUILTIN, settings()).unwrap();
+        assert_eq!(value(&c, "answer", "busy").await, Ok(1.0));
+
+        std::fs::write(
+            &path,
+            "/// Two.\nfn answer(flux) { 2 }\nfn added(flux) { 3 }\n",
+        )
+        .unwrap();
+        c.reload().unwrap();
+        assert_eq!(value(&c, "answer", "busy").await, Ok(2.0));
+        assert_eq!(c.names(), ["added", "answer"]);
+        assert_eq!(c.help("answer").as_deref(), Some("Two."));
+
+        std::fs::write(&path, "fn answer(flux) { 3 ").unwrap();
+        let e = format!("{:#}", c.reload().unwrap_err());
+        assert!(e.contains("reload.rhai:1:"), "{e}");
+        assert_eq!(value(&c, "answer", "busy").await, Ok(2.0));
+        assert_eq!(c.names(), ["added", "answer"]);
+
+        std::fs::write(&path, "fn node_up_count(flux) { 4 }").unwrap();
+        let e = format!("{:#}", c.reload().unwrap_err());
+        assert!(e.contains("function node_up_count"), "{e}");
+        assert_eq!(value(&c, "answer", "busy").await, Ok(2.0));
+    }
+
+    #[tokio::test]
+    async fn reload_refuses_a_name_taken_by_another_file() {
+        let a = script("reclash-a", "fn a_metric(flux) { 1 }");
+        let b = script("reclash-b", "fn b_metric(flux) { 2 }");
+        let c = Custom::load(&[a, b.clone()], BUILTIN, settings()).unwrap();
+        std::fs::write(&b, "fn a_metric(flux) { 3 }").unwrap();
+        let e = format!("{:#}", c.reload().unwrap_err());
+        assert!(e.contains("reclash-b.rhai: function a_metric"), "{e}");
+        assert_eq!(c.names(), ["a_metric", "b_metric"]);
+        assert_eq!(value(&c, "a_metric", "busy").await, Ok(1.0));
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_evaluation() {
+        let text = "fn slow(flux) { flux.rpc(\"slow\"); 7 }";
+        let s = Settings {
+            max_age: Duration::ZERO,
+            ..Settings::default()
+        };
+        let c = Arc::new(Custom::load(&[script("shared", text)], BUILTIN, s).unwrap());
+        let host = Replay::new("busy");
+        let snap = Arc::new(snapshot("busy"));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (c, host, snap) = (Arc::clone(&c), Arc::clone(&host), Arc::clone(&snap));
+                tokio::spawn(async move { c.value("slow", snap, host).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(7.0));
+        }
+        assert_eq!(host.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn results_are_cached_for_max_age() {
+        let text = "fn counted(flux) { flux.rpc(\"resource.status\"); 1 }";
+        let snap = Arc::new(snapshot("busy"));
+        for (max_age, want_calls) in [(Duration::from_secs(3600), 1), (Duration::ZERO, 3)] {
+            let s = Settings {
+                max_age,
+                ..settings()
+            };
+            let c = Custom::load(&[script("cached", text)], BUILTIN, s).unwrap();
+            let host = Replay::new("busy");
+            for _ in 0..3 {
+                let h: Arc<dyn Host> = host.clone();
+                assert_eq!(c.value("counted", Arc::clone(&snap), h).await, Ok(1.0));
+            }
+            assert_eq!(host.calls.load(Ordering::SeqCst), want_calls, "{max_age:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn watch_reloads_on_change() {
+        let path = script("watched", "fn watched(flux) { 1 }");
+        let c = Arc::new(Custom::load(std::slice::from_ref(&path), BUILTIN, settings()).unwrap());
+        c.watch();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::write(&path, "fn watched(flux) { 22 }\nfn also(flux) { 0 }").unwrap();
+        let start = Instant::now();
+        while c.names().len() < 2 {
+            assert!(start.elapsed() < Duration::from_secs(5), "not reloaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(value(&c, "watched", "busy").await, Ok(22.0));
+    }
+}

@@ -1,0 +1,1047 @@
+//! End-to-end tests against a real Flux broker (STYLE.md §8).
+//!
+//! `live_metrics_match_flux_tools` starts `flux start --test-size=4`, drains a rank, submits jobs
+//! that end up in every state a scenario can hold still in (running, waiting for resources,
+//! held, waiting on a dependency, completed, failed, canceled, timed out), and then compares
+//! every metric of the catalogue, as `flux-metrics-api get` and the HTTP server report it, with
+//! what flux's own tools (`flux resource list`, `flux resource status`, `flux jobs`) say.
+//!
+//! `live_server_answers_503_when_the_broker_goes_away` points a server outside any instance at
+//! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
+//! 503 within `--flux-timeout` and that the server still stops cleanly.
+//!
+//! Both need `flux` on PATH. Without it they print one SKIPPED line and pass: CI has no Flux,
+//! the devcontainer and a developer's build do. Run them with
+//! `PATH=/opt/flux-core/bin:$PATH cargo test --test flux -- --nocapture`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use flux_metrics::metrics::CATALOGUE;
+
+const SKIPPED: &str = "SKIPPED: tests/flux.rs needs a Flux instance: put flux-core's bin directory on PATH (and FLUX_CORE_LIB if libflux-core.so.2 is not on the loader path)";
+
+/// Our binary.
+const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
+
+/// Brokers in the instance of the scenario test (`flux start --test-size`).
+const SIZE: u32 = 4;
+
+/// The rank the scenario drains.
+const DRAINED_RANK: u32 = 3;
+
+/// The longest a whole scenario may take before its instance is killed.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Live tests start Flux instances; one at a time keeps a small machine responsive, which the
+/// timing checks of the broker-going-away test rely on.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Where `flux` is, or `None` after printing the SKIPPED line (once per test binary).
+fn flux_or_skip() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("flux"))
+            .find(|f| is_executable(f))
+    });
+    if found.is_none() {
+        static ONCE: Once = Once::new();
+        // Written to the real stderr, not with eprintln!: libtest captures eprintln! output of
+        // passing tests, and this line must be seen in a plain `cargo test` run.
+        ONCE.call_once(|| {
+            let _ = writeln!(std::io::stderr(), "{SKIPPED}");
+        });
+    }
+    found
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `FLUX_CORE_LIB` for our binary: the caller's, else the library installed next to `flux`
+/// (`<prefix>/bin/flux` → `<prefix>/lib/libflux-core.so.2`), else none (the loader path).
+fn flux_core_lib(flux: &Path) -> Option<OsString> {
+    if let Some(lib) = std::env::var_os("FLUX_CORE_LIB") {
+        return Some(lib);
+    }
+    let prefix = flux.parent()?.parent()?;
+    let lib = prefix.join("lib/libflux-core.so.2");
+    lib.is_file().then(|| lib.into_os_string())
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "flux-metrics-api-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+        Scratch(dir)
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.0.join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child in its own process group, whose lines of stdout arrive on a channel and whose stderr
+/// is collected. Dropping it kills the whole group (the brokers of a `flux start` included), so
+/// a failed assertion leaves nothing running.
+struct Spawned {
+    child: Child,
+    lines: Receiver<String>,
+    transcript: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    status: Option<ExitStatus>,
+}
+
+impl Spawned {
+    fn start(mut cmd: Command) -> Spawned {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().expect("piped stderr");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut s) = sink.lock() {
+                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        });
+        Spawned {
+            child,
+            lines,
+            transcript: Vec::new(),
+            stderr,
+            status: None,
+        }
+    }
+
+    /// Everything seen so far, for failure messages.
+    fn report(&self) -> String {
+        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
+        format!(
+            "---- stdout so far ----\n{}\n---- stderr so far ----\n{stderr}----",
+            self.transcript.join("\n")
+        )
+    }
+
+    /// Reads lines until one starts with `prefix`; returns the lines before it and that line.
+    fn until(&mut self, prefix: &str, deadline: Instant) -> (Vec<String>, String) {
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.transcript.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return (before, line);
+                    }
+                    before.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "no line starting with {prefix:?} in time (the script is stuck or slow)\n{}",
+                    self.report()
+                ),
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.wait(Duration::from_secs(5));
+                    panic!(
+                        "the script ended ({status:?}) before printing a line starting with {prefix:?}\n{}",
+                        self.report()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits for the child to exit, at most `limit`.
+    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while self.status.is_none() {
+            match self.child.try_wait() {
+                Ok(Some(s)) => self.status = Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => break,
+            }
+        }
+        self.status
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // Our own child's process group (pgid = its pid): the instance and everything in it.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A port free at the time of asking.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+/// A plain-HTTP GET: status and body. HTTP/1.0, so the body is neither chunked nor kept alive.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
+    Ok((status, body.to_owned()))
+}
+
+/// Polls `path` until the server answers at all (it binds shortly after it starts).
+fn wait_for_server(port: u16, path: &str, limit: Duration) -> (u16, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match http_get(port, path) {
+            Ok(answer) => return answer,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("the server on port {port} never answered {path}: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// The value of `metric` from the external metrics API (one series: the whole instance).
+fn external_value(port: u16, metric: &str) -> Result<u64, String> {
+    let path = format!("/apis/external.metrics.k8s.io/v1beta1/namespaces/default/{metric}");
+    let (status, body) = http_get(port, &path).map_err(|e| format!("GET {path}: {e}"))?;
+    if status != 200 {
+        return Err(format!("GET {path}: status {status}: {body}"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))?;
+    v["items"][0]["value"]
+        .as_str()
+        .and_then(|q| q.parse().ok())
+        .ok_or_else(|| format!("GET {path}: no integer items[0].value in {body}"))
+}
+
+/// An idset as flux prints it (`0-2,5`; empty for none).
+fn idset(s: &str) -> BTreeSet<u32> {
+    let mut set = BTreeSet::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = part.split_once('-').unwrap_or((part, part));
+        let (lo, hi): (u32, u32) = (
+            lo.parse().unwrap_or_else(|_| panic!("bad idset {s:?}")),
+            hi.parse().unwrap_or_else(|_| panic!("bad idset {s:?}")),
+        );
+        set.extend(lo..=hi);
+    }
+    set
+}
+
+/// One line of `flux resource list -no '{state} {nnodes} {ncores} {ngpus} {ranks}'`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct ResourceLine {
+    nnodes: u64,
+    ncores: u64,
+    ngpus: u64,
+    ranks: BTreeSet<u32>,
+}
+
+fn parse_resource_list(lines: &[String]) -> BTreeMap<String, ResourceLine> {
+    lines
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert!(
+                f.len() == 4 || f.len() == 5,
+                "unexpected `flux resource list` line {l:?}"
+            );
+            let n = |i: usize| -> u64 { f[i].parse().unwrap_or_else(|_| panic!("{l:?}")) };
+            let line = ResourceLine {
+                nnodes: n(1),
+                ncores: n(2),
+                ngpus: n(3),
+                ranks: idset(f.get(4).copied().unwrap_or("")),
+            };
+            assert_eq!(
+                line.ranks.len() as u64,
+                line.nnodes,
+                "nnodes and ranks disagree in {l:?}"
+            );
+            (f[0].to_owned(), line)
+        })
+        .collect()
+}
+
+/// One line of `flux jobs -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}'`.
+#[derive(Debug)]
+struct JobLine {
+    state: String,
+    nnodes: Option<u64>,
+    ncores: Option<u64>,
+    urgency: i64,
+    result: String,
+}
+
+fn parse_jobs(lines: &[String]) -> Vec<JobLine> {
+    lines
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').map(str::trim).collect();
+            assert_eq!(f.len(), 6, "unexpected `flux jobs` line {l:?}");
+            let opt = |s: &str| -> Option<u64> {
+                (!s.is_empty()).then(|| s.parse().unwrap_or_else(|_| panic!("{l:?}")))
+            };
+            JobLine {
+                state: f[1].to_owned(),
+                nnodes: opt(f[2]),
+                ncores: opt(f[3]),
+                urgency: f[4].parse().unwrap_or_else(|_| panic!("{l:?}")),
+                result: f[5].to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// `flux jobs --stats-only`: "R running, C completed, F failed, P pending, I inactive purged".
+fn parse_stats(line: &str) -> BTreeMap<String, u64> {
+    line.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (n, what) = part
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("unexpected `flux jobs --stats-only` line {line:?}"));
+            let n = n
+                .parse()
+                .unwrap_or_else(|_| panic!("unexpected `flux jobs --stats-only` line {line:?}"));
+            (what.to_owned(), n)
+        })
+        .collect()
+}
+
+/// Sections of the script's output: `=== name` followed by its lines.
+fn sections(lines: &[String]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current = None;
+    for l in lines {
+        if let Some(name) = l.strip_prefix("=== ") {
+            current = Some(name.to_owned());
+            out.entry(name.to_owned()).or_default();
+        } else if let Some(name) = &current {
+            out.entry(name.clone()).or_default().push(l.clone());
+        }
+    }
+    out
+}
+
+/// The scenario. Runs as the initial program of `flux start --test-size=4`. It prints what flux's
+/// tools say, our `get -o json`, and the tools again (the state must not move in between), then
+/// starts our server and waits for the test to release it.
+const SCENARIO: &str = r#"
+set -eu
+say() { printf '=== %s\n' "$*"; }
+
+flux resource drain "$DRAINED_RANK" "tests/flux.rs: drained on purpose"
+
+# Finished jobs: one of each result.
+flux run true
+! flux run false 2>/dev/null
+canceled=$(flux submit --urgency=hold true)
+flux cancel "$canceled"
+flux run --time-limit=1s sleep 30 2>/dev/null || true
+
+# Running: a whole node, and one core of another (so a node is free but not idle).
+node=$(flux submit -N1 sleep 300)
+core=$(flux submit -n1 sleep 300)
+flux job wait-event -t 30 "$node" start >/dev/null
+flux job wait-event -t 30 "$core" start >/dev/null
+
+# Waiting: 4 nodes (never fits: a rank is drained) first, so the FIFO scheduler holds every job
+# behind it; then core-only requests (3 + 1 cores), a held job (urgency 0) and a dependency.
+wide=$(flux submit -N4 sleep 300)
+held=$(flux submit --urgency=hold -n1 sleep 300)
+cores3=$(flux submit -n3 sleep 300)
+cores1=$(flux submit -n1 sleep 300)
+dep=$(flux submit --dependency=afterok:"$node" sleep 300)
+for j in "$wide" "$held" "$cores3" "$cores1"; do
+    flux job wait-event -t 30 "$j" priority >/dev/null
+done
+flux job wait-event -t 30 "$dep" validate >/dev/null
+sleep 1
+
+tools() {
+    say "resource-list $1"
+    flux resource list -s up,free,allocated,down,all -no '{state} {nnodes} {ncores} {ngpus} {ranks}'
+    say "resource-status $1"
+    flux resource status -no '{state} {nnodes} {ranks}'
+    say "jobs-stats $1"
+    flux jobs --stats-only || true
+    say "jobs $1"
+    flux jobs -A -a -c 0 -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}'
+}
+tools before
+say "cores-per-rank"
+r=0
+while [ "$r" -lt "$SIZE" ]; do
+    echo "$r $(flux resource list -s all -i "$r" -no '{ncores} {ngpus}')"
+    r=$((r + 1))
+done
+say "get"
+"$FMA_BIN" get -o json
+tools after
+say "human-readable"
+flux resource list
+flux resource status
+flux jobs -A -a
+
+"$FMA_BIN" start --insecure-http --host 127.0.0.1 --port "$FMA_PORT" --no-cache 2>"$FMA_DIR/server.log" &
+server=$!
+say "server-started"
+i=0
+while [ ! -e "$FMA_DIR/release" ] && [ "$i" -lt 900 ]; do sleep 0.1; i=$((i + 1)); done
+kill -TERM "$server"
+rc=0
+wait "$server" || rc=$?
+say "server-exit $rc"
+flux cancel --all -q >/dev/null 2>&1 || true
+"#;
+
+/// What every metric should be, from flux's tools, with how it was derived.
+fn expected(
+    out: &BTreeMap<String, Vec<String>>,
+) -> (BTreeMap<&'static str, (u64, String)>, Vec<String>) {
+    let rl = parse_resource_list(&out["resource-list before"]);
+    let state = |s: &str| {
+        rl.get(s)
+            .cloned()
+            .unwrap_or_else(|| panic!("`flux resource list` printed no {s} line"))
+    };
+    let (up, free, allocated, down, all) = (
+        state("up"),
+        state("free"),
+        state("allocated"),
+        state("down"),
+        state("all"),
+    );
+    let drained: u64 = out["resource-status before"]
+        .iter()
+        .filter(|l| l.starts_with("drain")) // drained and draining
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("unexpected `flux resource status` line {l:?}"))
+        })
+        .sum();
+    let max_cores = out["cores-per-rank"]
+        .iter()
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("unexpected cores-per-rank line {l:?}"))
+        })
+        .max()
+        .unwrap_or(0);
+    let stats = parse_stats(
+        out["jobs-stats before"]
+            .first()
+            .expect("`flux jobs --stats-only` printed nothing"),
+    );
+    let jobs = parse_jobs(&out["jobs before"]);
+    let in_state = |s: &str| jobs.iter().filter(|j| j.state == s).count() as u64;
+    let with_result = |r: &str| {
+        jobs.iter()
+            .filter(|j| j.state == "INACTIVE" && j.result == r)
+            .count() as u64
+    };
+
+    let idle = up.ranks.difference(&allocated.ranks).count() as u64;
+    let min_size = allocated.ranks.last().map_or(0, |r| u64::from(*r) + 1);
+    let (depend, priority, sched) = (in_state("DEPEND"), in_state("PRIORITY"), in_state("SCHED"));
+    let (mut demand_nodes, mut demand_cores) = (0, 0);
+    for j in &jobs {
+        if (j.state == "PRIORITY" || j.state == "SCHED") && j.urgency > 0 {
+            match (j.nnodes, j.ncores) {
+                (Some(n), _) => demand_nodes += n,
+                (None, c) => demand_cores += c.unwrap_or(1),
+            }
+        }
+    }
+    let pending_nodes = demand_nodes + demand_cores.div_ceil(max_cores.max(1));
+    let desired = all
+        .nnodes
+        .min(min_size.max(allocated.nnodes + pending_nodes).max(1));
+
+    // `flux jobs --stats` folds canceled and timed-out jobs into "failed" and cleanup into
+    // "running"; the per-state and per-result counts come from the job listing, and must add up
+    // to what --stats says.
+    let mut problems = Vec::new();
+    let (successful, failed, canceled, timeout) = (
+        with_result("COMPLETED"),
+        with_result("FAILED"),
+        with_result("CANCELED"),
+        with_result("TIMEOUT"),
+    );
+    let (run, cleanup) = (in_state("RUN"), in_state("CLEANUP"));
+    for (what, listed, said) in [
+        ("pending", depend + priority + sched, stats.get("pending")),
+        ("running", run + cleanup, stats.get("running")),
+        ("completed", successful, stats.get("completed")),
+        ("failed", failed + canceled + timeout, stats.get("failed")),
+    ] {
+        if Some(&listed) != said {
+            problems.push(format!(
+                "flux disagrees with itself: `flux jobs -a` gives {what} = {listed}, `flux jobs --stats-only` says {said:?}"
+            ));
+        }
+    }
+
+    let e = |v: u64, how: &str| (v, how.to_owned());
+    let want = BTreeMap::from([
+        (
+            "node_up_count",
+            e(up.nnodes, "flux resource list: up nnodes"),
+        ),
+        (
+            "node_free_count",
+            e(free.nnodes, "flux resource list: free nnodes"),
+        ),
+        (
+            "node_cores_up_count",
+            e(up.ncores, "flux resource list: up ncores"),
+        ),
+        (
+            "node_cores_free_count",
+            e(free.ncores, "flux resource list: free ncores"),
+        ),
+        (
+            "node_idle_count",
+            e(
+                idle,
+                "flux resource list: up ranks not in the allocated ranks",
+            ),
+        ),
+        (
+            "node_down_count",
+            e(down.nnodes, "flux resource list: down nnodes"),
+        ),
+        (
+            "node_drained_count",
+            e(drained, "flux resource status: drained + draining nnodes"),
+        ),
+        (
+            "node_allocated_count",
+            e(allocated.nnodes, "flux resource list: allocated nnodes"),
+        ),
+        (
+            "node_gpus_up_count",
+            e(up.ngpus, "flux resource list: up ngpus"),
+        ),
+        (
+            "node_gpus_free_count",
+            e(free.ngpus, "flux resource list: free ngpus"),
+        ),
+        (
+            "node_cores_allocated_count",
+            e(
+                up.ncores - free.ncores,
+                "flux resource list: up ncores - free ncores",
+            ),
+        ),
+        (
+            "job_queue_state_new_count",
+            e(in_state("NEW"), "flux jobs -a: state NEW"),
+        ),
+        (
+            "job_queue_state_depend_count",
+            e(depend, "flux jobs -a: state DEPEND"),
+        ),
+        (
+            "job_queue_state_priority_count",
+            e(priority, "flux jobs -a: state PRIORITY"),
+        ),
+        (
+            "job_queue_state_sched_count",
+            e(sched, "flux jobs -a: state SCHED"),
+        ),
+        (
+            "job_queue_state_run_count",
+            e(run, "flux jobs -a: state RUN"),
+        ),
+        (
+            "job_queue_state_cleanup_count",
+            e(cleanup, "flux jobs -a: state CLEANUP"),
+        ),
+        (
+            "job_queue_state_inactive_count",
+            e(in_state("INACTIVE"), "flux jobs -a: state INACTIVE"),
+        ),
+        (
+            "job_queue_pending_count",
+            e(depend + priority + sched, "flux jobs --stats-only: pending"),
+        ),
+        (
+            "job_successful_count",
+            e(successful, "flux jobs -a: result COMPLETED"),
+        ),
+        ("job_failed_count", e(failed, "flux jobs -a: result FAILED")),
+        (
+            "job_canceled_count",
+            e(canceled, "flux jobs -a: result CANCELED"),
+        ),
+        (
+            "job_timeout_count",
+            e(timeout, "flux jobs -a: result TIMEOUT"),
+        ),
+        (
+            "job_pending_nodes_count",
+            e(
+                pending_nodes,
+                &format!(
+                    "flux jobs -a: PRIORITY/SCHED jobs with urgency > 0: {demand_nodes} nodes + ceil({demand_cores} cores / {max_cores} cores per node)"
+                ),
+            ),
+        ),
+        (
+            "minicluster_min_size",
+            e(min_size, "flux resource list: highest allocated rank + 1"),
+        ),
+        (
+            "minicluster_desired_size",
+            e(
+                desired,
+                &format!(
+                    "min(all {}, max(min size {min_size}, allocated {} + pending {pending_nodes}, 1))",
+                    all.nnodes, allocated.nnodes
+                ),
+            ),
+        ),
+    ]);
+    (want, problems)
+}
+
+#[test]
+fn live_metrics_match_flux_tools() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("scenario");
+    let port = free_port();
+    let mut cmd = Command::new(&flux);
+    cmd.args([
+        "start",
+        &format!("--test-size={SIZE}"),
+        "sh",
+        "-c",
+        SCENARIO,
+    ])
+    .current_dir(&scratch.0)
+    .env("SIZE", SIZE.to_string())
+    .env("DRAINED_RANK", DRAINED_RANK.to_string())
+    .env("FMA_BIN", BIN)
+    .env("FMA_PORT", port.to_string())
+    .env("FMA_DIR", &scratch.0);
+    if let Some(lib) = flux_core_lib(&flux) {
+        cmd.env("FLUX_CORE_LIB", lib);
+    }
+    let started = Instant::now();
+    let deadline = started + SCENARIO_TIMEOUT;
+    let mut instance = Spawned::start(cmd);
+
+    let (lines, _) = instance.until("=== server-started", deadline);
+    let out = sections(&lines);
+    let report = instance.report();
+    for name in [
+        "resource-list before",
+        "resource-status before",
+        "jobs-stats before",
+        "jobs before",
+        "cores-per-rank",
+        "get",
+        "resource-list after",
+        "resource-status after",
+        "jobs-stats after",
+        "jobs after",
+    ] {
+        assert!(
+            out.contains_key(name),
+            "the script printed no section {name}\n{report}"
+        );
+    }
+
+    // The state must hold still while it is measured, or a mismatch proves nothing.
+    for s in ["resource-list", "resource-status", "jobs-stats", "jobs"] {
+        assert_eq!(
+            out[&format!("{s} before")],
+            out[&format!("{s} after")],
+            "the state moved while it was measured ({s} before and after `get` differ)\n{report}"
+        );
+    }
+
+    let get: serde_json::Value = serde_json::from_str(&out["get"].join("\n")).unwrap_or_else(|e| {
+        panic!("`flux-metrics-api get -o json` printed no JSON: {e}\n{report}")
+    });
+    let (want, mut problems) = std::panic::catch_unwind(|| expected(&out)).unwrap_or_else(|_| {
+        panic!("cannot read flux's output (see the panic message above)\n{report}")
+    });
+
+    // Every metric of the catalogue has an expectation, and `get` prints exactly the catalogue.
+    let catalogue: BTreeSet<&str> = CATALOGUE.iter().map(|m| m.name).collect();
+    let expected_names: BTreeSet<&str> = want.keys().copied().collect();
+    assert_eq!(
+        catalogue, expected_names,
+        "tests/flux.rs must state what flux's tools say for every metric of the catalogue"
+    );
+    let printed: BTreeSet<&str> = get["metrics"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(printed, catalogue, "`get -o json` metrics\n{report}");
+    assert_eq!(
+        get["queues"],
+        serde_json::json!({}),
+        "the test instance has no named queues\n{report}"
+    );
+
+    let mut table = String::new();
+    for (name, (value, how)) in &want {
+        let ours = get["metrics"][name].as_u64();
+        let mark = if ours == Some(*value) {
+            "ok"
+        } else {
+            "MISMATCH"
+        };
+        let _ = writeln!(
+            table,
+            "{mark:8} {name:32} flux {value:>3}  ours {:>3}  ({how})",
+            ours.map_or("-".into(), |v| v.to_string())
+        );
+        if ours != Some(*value) {
+            problems.push(format!(
+                "{name}: flux's tools say {value} ({how}), `flux-metrics-api get` says {ours:?}"
+            ));
+        }
+    }
+    eprintln!("metric comparison (flux tools vs flux-metrics-api get):\n{table}");
+
+    // The scenario must cover what it sets out to, or the comparison above proves little.
+    let v = |n: &str| want[n].0;
+    for (what, holds) in [
+        ("a drained rank", v("node_drained_count") == 1),
+        (
+            "a node free but not idle",
+            v("node_free_count") > v("node_idle_count"),
+        ),
+        ("two running jobs", v("job_queue_state_run_count") == 2),
+        (
+            "a job waiting on a dependency",
+            v("job_queue_state_depend_count") == 1,
+        ),
+        (
+            "four jobs in SCHED (one held)",
+            v("job_queue_state_sched_count") == 4,
+        ),
+        (
+            "4 + ceil(4 / 2) pending nodes",
+            v("job_pending_nodes_count") == 6,
+        ),
+        ("one job of each result", {
+            [
+                "job_successful_count",
+                "job_failed_count",
+                "job_canceled_count",
+                "job_timeout_count",
+            ]
+            .iter()
+            .all(|n| v(n) == 1)
+        }),
+    ] {
+        if !holds {
+            problems.push(format!("the scenario did not produce {what} (flux's scheduler behaves differently than this test expects)"));
+        }
+    }
+
+    // The HTTP server, inside the same instance, answers the same values.
+    let (status, body) = wait_for_server(port, "/readyz", Duration::from_secs(20));
+    if status != 200 || !body.contains("readyz check passed") {
+        problems.push(format!("/readyz: status {status}: {body}"));
+    }
+    let path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count";
+    let up = want["node_up_count"].0.to_string(); // a Quantity: a JSON string
+    match http_get(port, path) {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let item = &v["items"][0];
+            let ok = item["metric"]["name"] == "node_up_count"
+                && item["describedObject"]["kind"] == "Namespace"
+                && item["describedObject"]["name"] == "default"
+                && item["value"].as_str() == Some(up.as_str());
+            if !ok {
+                problems.push(format!(
+                    "GET {path}: expected value \"{up}\" for Namespace default, got {body}"
+                ));
+            }
+        }
+        other => problems.push(format!("GET {path}: {other:?}")),
+    }
+    for (name, (value, how)) in &want {
+        match external_value(port, name) {
+            Ok(v) if v == *value => {}
+            Ok(v) => problems.push(format!(
+                "{name}: flux's tools say {value} ({how}), the server's external metrics API says {v}"
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
+    std::fs::write(scratch.0.join("release"), b"").expect("releasing the script");
+
+    let (_, exit) = instance.until("=== server-exit", deadline);
+    if exit != "=== server-exit 0" {
+        problems.push(format!(
+            "the server did not exit 0 after SIGTERM: {exit}\n---- server log ----\n{}",
+            scratch.read("server.log")
+        ));
+    }
+    let status = instance.wait(deadline.saturating_duration_since(Instant::now()));
+    if !status.is_some_and(|s| s.success()) {
+        problems.push(format!("flux start ended with {status:?}"));
+    }
+    let report = instance.report();
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n  {}\n{table}\n{report}\n---- server log ----\n{}",
+        problems.len(),
+        problems.join("\n  "),
+        scratch.read("server.log")
+    );
+    eprintln!(
+        "live scenario passed in {:.1}s; the server answered every metric and exited 0 on SIGTERM",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// What the broker-going-away test's instance runs: print the URI and the broker's pid, wait
+/// for "stop".
+const IDLE_INSTANCE: &str = r#"
+printf '=== uri %s %s\n' "$FLUX_URI" "$(flux getattr broker.pid)"
+i=0
+while [ ! -e "$FMA_DIR/stop" ] && [ "$i" -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
+"#;
+
+/// Sends `signal` (`-TERM`, `-STOP`, `-CONT`) to a process we started (or one of its brokers).
+fn signal(signal: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {signal} {pid} failed");
+}
+
+/// GETs each path once, expecting `want` within `limit`; records what happened in `seen`.
+fn expect_status(
+    port: u16,
+    paths: &[&str],
+    want: u16,
+    limit: Duration,
+    seen: &mut String,
+    problems: &mut Vec<String>,
+) {
+    for path in paths {
+        let asked = Instant::now();
+        let answer = http_get(port, path);
+        let took = asked.elapsed();
+        let _ = writeln!(seen, "GET {path} -> {answer:?} in {took:?}");
+        match answer {
+            Ok((status, _)) if status == want && took <= limit => {}
+            Ok((status, _)) if status == want => problems.push(format!(
+                "GET {path} answered {want} but took {took:?}, more than {limit:?}"
+            )),
+            other => problems.push(format!("GET {path}: expected {want}, got {other:?}")),
+        }
+    }
+}
+
+#[test]
+fn live_server_answers_503_when_the_broker_goes_away() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = Scratch::new("goes-away");
+    let timeout = Duration::from_secs(2);
+    let limit = timeout + Duration::from_secs(2);
+    let mut cmd = Command::new(&flux);
+    cmd.args(["start", "--test-size=1", "sh", "-c", IDLE_INSTANCE])
+        .current_dir(&scratch.0)
+        .env("FMA_DIR", &scratch.0);
+    let mut instance = Spawned::start(cmd);
+    let (_, line) = instance.until("=== uri ", Instant::now() + Duration::from_secs(60));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (uri, broker_pid) = match fields[..] {
+        [_, _, uri, pid] if uri.starts_with("local://") => match pid.parse::<u32>() {
+            Ok(pid) => (uri.to_owned(), pid),
+            Err(_) => panic!("bad broker pid in {line:?}\n{}", instance.report()),
+        },
+        _ => panic!("unexpected line {line:?}\n{}", instance.report()),
+    };
+
+    // The server runs outside the instance and finds it only through --flux-uri.
+    let port = free_port();
+    let mut server = Command::new(BIN);
+    server
+        .args(["start", "--insecure-http", "--host", "127.0.0.1"])
+        .args(["--no-cache", "--shutdown-grace", "5s"])
+        .args(["--port", &port.to_string(), "--flux-uri", &uri])
+        .args(["--flux-timeout", "2s"])
+        .env_remove("FLUX_URI")
+        .current_dir(&scratch.0);
+    if let Some(lib) = flux_core_lib(&flux) {
+        server.env("FLUX_CORE_LIB", lib);
+    }
+    let mut server = Spawned::start(server);
+    let metric = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count";
+
+    let (status, body) = wait_for_server(port, "/readyz", Duration::from_secs(20));
+    assert_eq!(
+        status,
+        200,
+        "/readyz with the instance up: {body}\n{}",
+        server.report()
+    );
+    assert_eq!(
+        external_value(port, "node_up_count"),
+        Ok(1),
+        "{}",
+        server.report()
+    );
+
+    let mut problems = Vec::new();
+    let mut seen = String::from("-- broker stopped (SIGSTOP): no answers --\n");
+    // A broker that stops answering: every request gives up after --flux-timeout.
+    signal("-STOP", broker_pid);
+    expect_status(
+        port,
+        &[metric, "/readyz"],
+        503,
+        limit,
+        &mut seen,
+        &mut problems,
+    );
+    signal("-CONT", broker_pid);
+    // ... and answers resume once it does (the same URI: same instance).
+    seen.push_str("-- broker continued (SIGCONT) --\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = http_get(port, metric);
+        let done = matches!(answer, Ok((200, _))) || Instant::now() >= deadline;
+        if done {
+            let _ = writeln!(seen, "GET {metric} -> {answer:?}");
+            if !matches!(answer, Ok((200, _))) {
+                problems.push(format!(
+                    "no answer 200 within 10s of the broker continuing: {answer:?}"
+                ));
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A broker that goes away: 503 at once, and again after the reconnect backoff.
+    std::fs::write(scratch.0.join("stop"), b"").expect("stopping the instance");
+    let stopped = instance.wait(Duration::from_secs(60));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the instance did not stop cleanly: {stopped:?}\n{}",
+        instance.report()
+    );
+    seen.push_str("-- instance stopped --\n");
+    expect_status(
+        port,
+        &[metric, "/readyz"],
+        503,
+        limit,
+        &mut seen,
+        &mut problems,
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // past the longest backoff: reconnects
+    expect_status(
+        port,
+        &[metric, "/readyz"],
+        503,
+        limit,
+        &mut seen,
+        &mut problems,
+    );
+    expect_status(port, &["/livez"], 200, limit, &mut seen, &mut problems);
+
+    signal("-TERM", server.child.id());
+    let exit = server.wait(Duration::from_secs(15));
+    if !exit.is_some_and(|s| s.success()) {
+        problems.push(format!("the server did not exit 0 after SIGTERM: {exit:?}"));
+    }
+    assert!(
+        problems.is_empty(),
+        "{}\n{seen}\n{}",
+        problems.join("\n"),
+        server.report()
+    );
+    eprintln!(
+        "broker stopped, continued, gone: 503 within --flux-timeout, then 200, then 503; exit 0 on SIGTERM\n{seen}"
+    );
+}
