@@ -116,8 +116,16 @@ struct Ask {
     reply: oneshot::Sender<Result<Arc<Snapshot>, BrokerError>>,
 }
 
+/// One RPC asked for by a custom metric script.
+struct RawRpc {
+    topic: String,
+    payload: Option<String>,
+    reply: mpsc::SyncSender<Result<String, String>>,
+}
+
 enum Msg {
     Ask(Ask),
+    Rpc(RawRpc),
     Stop,
 }
 
@@ -220,6 +228,32 @@ impl Broker {
         matches!(self.shared.settings.source, Source::Replay(_))
     }
 
+    /// Sends one RPC through the broker thread and waits for its answer (JSON text), for custom
+    /// metric scripts; blocks, so call it from a blocking thread. Never waits much longer than
+    /// the RPC timeout.
+    ///
+    /// # Errors
+    /// Flux's error message, or why the broker cannot be reached.
+    pub fn rpc_blocking(&self, topic: &str, payload: Option<&str>) -> Result<String, String> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let msg = RawRpc {
+            topic: topic.to_owned(),
+            payload: payload.map(str::to_owned),
+            reply,
+        };
+        self.tx
+            .send(Msg::Rpc(msg))
+            .map_err(|_| "the broker thread has stopped".to_owned())?;
+        // A round may be running first: allow for it and for this RPC.
+        let wait = self.shared.settings.timeout * 2 + Duration::from_millis(100);
+        rx.recv_timeout(wait).map_err(|_| {
+            format!(
+                "{topic} got no answer within {} (--flux-timeout)",
+                humantime(self.shared.settings.timeout)
+            )
+        })?
+    }
+
     /// Stops the thread and waits for it (at most one round's timeout).
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
@@ -227,6 +261,12 @@ impl Broker {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+}
+
+impl crate::custom::Host for Broker {
+    fn rpc(&self, topic: &str, payload: Option<&str>) -> Result<String, String> {
+        self.rpc_blocking(topic, payload)
     }
 }
 
@@ -238,6 +278,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// One way of getting a round of answers (a live handle or a replay directory).
 trait Connection {
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError>;
+    fn rpc(
+        &mut self,
+        topic: &str,
+        payload: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, RoundError>;
 }
 
 /// A failed round: `disconnected` means the connection must be reopened.
@@ -267,11 +313,13 @@ impl Worker {
 
     fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         let mut asks = Vec::new();
+        let mut rpcs = Vec::new();
         while let Ok(msg) = rx.recv() {
             let mut stop = false;
             for msg in std::iter::once(msg).chain(rx.try_iter()) {
                 match msg {
                     Msg::Ask(a) => asks.push(a),
+                    Msg::Rpc(r) => rpcs.push(r),
                     Msg::Stop => stop = true,
                 }
             }
@@ -279,6 +327,10 @@ impl Worker {
                 break;
             }
             self.serve(&mut asks);
+            for rpc in rpcs.drain(..) {
+                let answer = self.raw_rpc(&rpc.topic, rpc.payload.as_deref());
+                let _ = rpc.reply.send(answer);
+            }
         }
         tracing::debug!("broker thread stopped");
     }
@@ -331,6 +383,35 @@ impl Worker {
             }
         }
         result
+    }
+
+    /// One RPC for a custom metric script, on the same connection as the rounds.
+    fn raw_rpc(&mut self, topic: &str, payload: Option<&str>) -> Result<String, String> {
+        if let (Some(at), Some(err)) = (self.retry_at, self.shared.last_error.load_full()) {
+            if Instant::now() < at {
+                return Err(err.to_string());
+            }
+        }
+        let settings = &self.shared.settings;
+        if self.conn.is_none() {
+            self.conn =
+                Some(connect(&settings.source, &mut self.library).map_err(|e| e.to_string())?);
+        }
+        let conn = self.conn.as_mut().ok_or("no connection to the broker")?;
+        conn.rpc(topic, payload, settings.timeout).map_err(
+            |RoundError {
+                 error,
+                 disconnected,
+             }| {
+                if disconnected {
+                    self.conn = None;
+                }
+                match error {
+                    BrokerError::Rpc { message, .. } => message,
+                    other => other.to_string(),
+                }
+            },
+        )
     }
 
     fn try_round(&mut self) -> Result<Arc<Snapshot>, BrokerError> {
@@ -463,6 +544,27 @@ impl Live {
 }
 
 impl Connection for Live {
+    fn rpc(
+        &mut self,
+        topic: &str,
+        payload: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, RoundError> {
+        // Scripts name topics at run time; the error helpers want a static name.
+        let fail = |e: &flux::Error| {
+            let mut r = Live::fail("a custom metric RPC", e, timeout);
+            if let BrokerError::Rpc { message, .. } = &mut r.error {
+                *message = format!("{topic}: {message}");
+            }
+            r
+        };
+        let rpc = self
+            .handle
+            .rpc(topic, payload, flux::NODEID_ANY)
+            .map_err(|e| fail(&e))?;
+        rpc.get(timeout).map_err(|e| fail(&e))
+    }
+
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
         let deadline = Instant::now() + timeout;
         let left = || deadline.saturating_duration_since(Instant::now());
@@ -525,6 +627,37 @@ fn replay_error(dir: &Path, topic: &'static str, e: &std::io::Error) -> RoundErr
 }
 
 impl Connection for Replay {
+    fn rpc(
+        &mut self,
+        topic: &str,
+        _payload: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, RoundError> {
+        self.inject_fault(timeout)?;
+        let valid = !topic.is_empty()
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+            && !topic.starts_with('.');
+        if !valid {
+            return Err(RoundError {
+                error: BrokerError::Rpc {
+                    topic: "replay",
+                    message: format!("invalid topic {topic:?}"),
+                },
+                disconnected: false,
+            });
+        }
+        let path = self.dir.join(format!("{topic}.json"));
+        std::fs::read_to_string(&path).map_err(|e| RoundError {
+            error: BrokerError::Rpc {
+                topic: "replay",
+                message: format!("{topic}: no recorded answer: {}: {e}", path.display()),
+            },
+            disconnected: false,
+        })
+    }
+
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
         self.inject_fault(timeout)?;
         let sched_status = match self.read(TOPIC_SCHED_STATUS) {

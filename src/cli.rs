@@ -132,9 +132,18 @@ pub struct StartArgs {
     /// Serve plain HTTP instead of HTTPS (local debugging only: kube-aggregator needs HTTPS)
     #[arg(long, env = "FLUX_METRICS_INSECURE_HTTP", conflicts_with_all = ["ssl_certfile", "ssl_keyfile"])]
     pub insecure_http: bool,
-    /// Custom metric script (not available in this version)
-    #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC", value_name = "FILE")]
+    /// Rhai script whose public one-parameter functions become metrics (repeatable; see
+    /// example/custom-metrics.rhai)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_CUSTOM_METRIC",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
     pub custom_metric: Vec<PathBuf>,
+    /// Longest run of one custom metric function
+    #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_TIMEOUT", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub custom_metric_timeout: Duration,
     /// Ask the broker on every request (same as --max-age 0)
     #[arg(long, env = "FLUX_METRICS_NO_CACHE")]
     pub no_cache: bool,
@@ -267,6 +276,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Who may read the metrics.
     pub auth: AuthSource,
+    /// `--custom-metric` files.
+    pub custom_metrics: Vec<PathBuf>,
+    /// `--custom-metric-timeout`.
+    pub custom_timeout: Duration,
 }
 
 /// Flags of `certs`.
@@ -390,10 +403,8 @@ impl TryFrom<StartArgs> for ServeConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: StartArgs) -> anyhow::Result<ServeConfig> {
-        if !a.custom_metric.is_empty() {
-            bail!(
-                "--custom-metric is not available in this version of flux-metrics-api: every built-in metric is listed by `flux-metrics-api get`"
-            );
+        if a.custom_metric_timeout.is_zero() {
+            bail!("--custom-metric-timeout must be more than 0");
         }
         let tls = match (a.ssl_certfile, a.ssl_keyfile, a.insecure_http) {
             (_, _, true) => TlsSource::Plain,
@@ -465,6 +476,8 @@ impl TryFrom<StartArgs> for ServeConfig {
                 shutdown_grace: a.shutdown_grace,
             },
             auth,
+            custom_metrics: a.custom_metric,
+            custom_timeout: a.custom_metric_timeout,
         })
     }
 }
@@ -578,12 +591,14 @@ mod tests {
     }
 
     #[test]
-    fn custom_metric_is_refused_clearly() {
-        let e = start(&["--custom-metric", "m.py"]).unwrap_err();
-        assert!(
-            e.to_string().contains("--custom-metric is not available"),
-            "{e}"
+    fn custom_metric_files_and_timeout() {
+        let c = start(&["--custom-metric", "a.rhai", "--custom-metric", "b.rhai"]).unwrap();
+        assert_eq!(
+            c.custom_metrics,
+            [PathBuf::from("a.rhai"), PathBuf::from("b.rhai")]
         );
+        assert_eq!(c.custom_timeout, Duration::from_secs(2));
+        assert!(start(&["--custom-metric-timeout", "0s"]).is_err());
     }
 
     #[test]

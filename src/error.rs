@@ -88,6 +88,15 @@ impl From<ValueError> for ApiError {
     }
 }
 
+impl From<crate::custom::CustomError> for ApiError {
+    fn from(e: crate::custom::CustomError) -> Self {
+        match e {
+            crate::custom::CustomError::Unknown(_) => ApiError::NotFound(e.to_string()),
+            _ => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, _) = self.code_and_reason();

@@ -27,6 +27,8 @@ use tokio::sync::Semaphore;
 
 use crate::broker::Broker;
 use crate::cli::{Limits, ServeConfig};
+use crate::custom::Custom;
+use crate::metrics::CATALOGUE;
 use crate::routes::{self, AppState};
 use crate::telemetry::Route;
 
@@ -67,7 +69,8 @@ pub async fn run(
             "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
         );
     }
-    let state = AppState::new(broker.clone(), config.api_alias.clone());
+    let custom = load_custom(&config)?;
+    let state = AppState::new(broker.clone(), config.api_alias.clone(), custom);
     let app =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state, access_log));
     serve(listener, tls, app, config.limits, shutdown).await;
@@ -79,6 +82,23 @@ pub async fn run(
         .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads the `--custom-metric` files and watches them for edits.
+fn load_custom(config: &ServeConfig) -> anyhow::Result<Option<Arc<Custom>>> {
+    if config.custom_metrics.is_empty() {
+        return Ok(None);
+    }
+    let builtins: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
+    let settings = crate::custom::Settings {
+        timeout: config.custom_timeout,
+        max_age: config.broker.max_age,
+        ..Default::default()
+    };
+    let custom = Arc::new(Custom::load(&config.custom_metrics, &builtins, settings)?);
+    tracing::info!(metrics = ?custom.names(), "loaded custom metrics");
+    custom.watch();
+    Ok(Some(custom))
 }
 
 async fn serve(

@@ -64,15 +64,22 @@ pub fn group(g: Group) -> Response {
     Json(doc.standalone()).into_response()
 }
 
-/// `GET /apis/custom.metrics.k8s.io/<version>`: every metric, for each described resource.
-pub fn custom_resources(v: CustomVersion) -> Response {
-    let resources = CATALOGUE
+/// Every metric name: the catalogue's, then the custom ones.
+fn all_names(custom: &[(String, String)]) -> impl Iterator<Item = &str> {
+    CATALOGUE
         .iter()
-        .flat_map(|m| {
+        .map(|m| m.name)
+        .chain(custom.iter().map(|(n, _)| n.as_str()))
+}
+
+/// `GET /apis/custom.metrics.k8s.io/<version>`: every metric, for each described resource.
+pub fn custom_resources(v: CustomVersion, custom: &[(String, String)]) -> Response {
+    let resources = all_names(custom)
+        .flat_map(|name| {
             DESCRIBED_RESOURCES
                 .iter()
                 .map(move |(resource, namespaced)| ApiResource {
-                    name: format!("{resource}/{}", m.name),
+                    name: format!("{resource}/{name}"),
                     singular_name: String::new(),
                     namespaced: *namespaced,
                     kind: "MetricValueList",
@@ -84,11 +91,10 @@ pub fn custom_resources(v: CustomVersion) -> Response {
 }
 
 /// `GET /apis/external.metrics.k8s.io/v1beta1`: every metric.
-pub fn external_resources() -> Response {
-    let resources = CATALOGUE
-        .iter()
-        .map(|m| ApiResource {
-            name: m.name.to_owned(),
+pub fn external_resources(custom: &[(String, String)]) -> Response {
+    let resources = all_names(custom)
+        .map(|name| ApiResource {
+            name: name.to_owned(),
             singular_name: String::new(),
             namespaced: true,
             kind: "ExternalMetricValueList",

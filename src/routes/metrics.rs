@@ -5,6 +5,7 @@
 //! Upstream paths: <https://github.com/kubernetes/metrics/blob/master/pkg/apis/custom_metrics/v1beta2/types.go>.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -98,10 +99,51 @@ fn value_text(v: u64) -> String {
     quantity::format_int(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
+/// One series' value: its queue (`None` for the whole instance) and Quantity text.
+type SeriesValue = (Option<String>, String);
+
+/// The values of metric `name` for the series `selector` asks for, and when they were measured;
+/// `None` when there is no such metric, built-in or custom.
+async fn values(
+    s: &AppState,
+    name: &str,
+    selector: &Selector,
+) -> Result<Option<(Vec<SeriesValue>, Time)>, ApiError> {
+    if let Some(metric) = metrics::find(name) {
+        let snapshot = s.broker.snapshot().await?;
+        let queues = match select(metric, selector, &snapshot)? {
+            Series::Whole => vec![None],
+            Series::Queues(q) => q.into_iter().map(Some).collect(),
+        };
+        let values = queues
+            .into_iter()
+            .map(|q| Ok((metric.value(&snapshot, q.as_deref())?, q)))
+            .map(|r: Result<_, ApiError>| r.map(|(v, q)| (q, value_text(v))))
+            .collect::<Result<_, _>>()?;
+        return Ok(Some((values, Time(snapshot.taken_at))));
+    }
+    let Some(custom) = s
+        .custom
+        .as_ref()
+        .filter(|c| c.names().iter().any(|n| n == name))
+    else {
+        return Ok(None);
+    };
+    if !selector.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "custom metric {name} has no labels: drop the selector {selector}"
+        )));
+    }
+    let snapshot = s.broker.snapshot().await?;
+    let value = custom.value(name, Arc::clone(&snapshot), s.host()).await?;
+    let text = quantity::format_f64(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Some((vec![(None, text)], Time(snapshot.taken_at))))
+}
+
 /// `GET /apis/custom.metrics.k8s.io/<v>/...`: the metric of one named object.
 ///
 /// # Errors
-/// 404 unknown metric or queue, 400 wildcard or bad selector, 503/500 broker.
+/// 404 unknown metric or queue, 400 wildcard or bad selector, 503/500 broker or script.
 pub async fn custom(
     s: &AppState,
     version: CustomVersion,
@@ -109,9 +151,12 @@ pub async fn custom(
     name: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
-    let described = described_object(object);
-    let metric = metrics::find(name)
-        .ok_or_else(|| unknown_metric(name, &format!("{} {}", object.resource, object.name)))?;
+    if !s.has_metric(name) {
+        return Err(unknown_metric(
+            name,
+            &format!("{} {}", object.resource, object.name),
+        ));
+    }
     if object.is_wildcard() {
         return Err(ApiError::BadRequest(format!(
             "metric {name} describes the whole Flux instance, not each of the {}: use an Object metric naming one object (for example the Service of this server) or an External metric",
@@ -122,28 +167,27 @@ pub async fn custom(
         "metricLabelSelector",
         query.metric_label_selector.as_deref(),
     )?;
-    let snapshot = s.broker.snapshot().await?;
-    let queue = match select(metric, &selector, &snapshot)? {
-        Series::Whole => None,
-        Series::Queues(q) if q.len() == 1 => q.into_iter().next(),
-        Series::Queues(q) => {
-            return Err(ApiError::BadRequest(format!(
-                "metricLabelSelector {selector} selects {} queues ({}), and an object metric has one value: select one queue, or use an External metric to sum them",
-                q.len(),
-                q.join(", ")
-            )));
-        }
-    };
-    let value = metric.value(&snapshot, queue.as_deref())?;
+    let (mut series, timestamp) = values(s, name, &selector)
+        .await?
+        .ok_or_else(|| unknown_metric(name, &format!("{} {}", object.resource, object.name)))?;
+    if series.len() != 1 {
+        let queues: Vec<String> = series.into_iter().filter_map(|(q, _)| q).collect();
+        return Err(ApiError::BadRequest(format!(
+            "metricLabelSelector {selector} selects {} queues ({}), and an object metric has one value: select one queue, or use an External metric to sum them",
+            queues.len(),
+            queues.join(", ")
+        )));
+    }
+    let (queue, value) = series.remove(0);
     let item = MetricValue {
-        described_object: described,
-        name: metric.name.to_owned(),
+        described_object: described_object(object),
+        name: name.to_owned(),
         selector: queue.map(|q| LabelSelector {
             match_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
         }),
-        timestamp: Time(snapshot.taken_at),
+        timestamp,
         window_seconds: None,
-        value: value_text(value),
+        value,
     };
     Ok(Json(MetricValueList {
         version,
@@ -156,43 +200,35 @@ pub async fn custom(
 /// selected by `labelSelector` (the whole instance when it names no queue).
 ///
 /// # Errors
-/// 404 unknown metric or queue, 400 bad selector, 503/500 broker.
+/// 404 unknown metric or queue, 400 bad selector, 503/500 broker or script.
 pub async fn external(
     s: &AppState,
     _namespace: &str,
     name: &str,
     query: &Query,
 ) -> Result<Response, ApiError> {
-    let metric = metrics::find(name).ok_or_else(|| {
+    let unknown = || {
         ApiError::NotFound(format!(
             "the server could not find the external metric {name}: see /apis/external.metrics.k8s.io/v1beta1 for the metrics this server has"
         ))
-    })?;
+    };
+    if !s.has_metric(name) {
+        return Err(unknown());
+    }
     let selector = parse_selector("labelSelector", query.label_selector.as_deref())?;
-    let snapshot = s.broker.snapshot().await?;
-    let timestamp = Time(snapshot.taken_at);
-    let items = match select(metric, &selector, &snapshot)? {
-        Series::Whole => vec![ExternalMetricValue {
-            metric_name: metric.name.to_owned(),
-            metric_labels: BTreeMap::new(),
+    let (series, timestamp) = values(s, name, &selector).await?.ok_or_else(unknown)?;
+    let items = series
+        .into_iter()
+        .map(|(queue, value)| ExternalMetricValue {
+            metric_name: name.to_owned(),
+            metric_labels: queue
+                .map(|q| BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]))
+                .unwrap_or_default(),
             timestamp,
             window_seconds: None,
-            value: value_text(metric.value(&snapshot, None)?),
-        }],
-        Series::Queues(queues) => queues
-            .into_iter()
-            .map(|q| {
-                let value = value_text(metric.value(&snapshot, Some(&q))?);
-                Ok(ExternalMetricValue {
-                    metric_name: metric.name.to_owned(),
-                    metric_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
-                    timestamp,
-                    window_seconds: None,
-                    value,
-                })
-            })
-            .collect::<Result<_, ApiError>>()?,
-    };
+            value,
+        })
+        .collect();
     Ok(Json(ExternalMetricValueList::new(items)).into_response())
 }
 

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, Peer};
 use crate::broker::Broker;
+use crate::custom::{Custom, Host};
 use crate::error::ApiError;
 use crate::path::{self, ApiPath};
 use crate::telemetry::Telemetry;
@@ -36,16 +37,47 @@ pub struct Inner {
     pub api_alias: Option<String>,
     /// Request counters, for `/metrics`.
     pub telemetry: Telemetry,
+    /// The `--custom-metric` scripts, if any.
+    pub custom: Option<Arc<Custom>>,
 }
 
 impl AppState {
     /// State for a router.
-    pub fn new(broker: Broker, api_alias: Option<String>) -> Self {
+    pub fn new(broker: Broker, api_alias: Option<String>, custom: Option<Arc<Custom>>) -> Self {
         AppState(Arc::new(Inner {
             broker,
             api_alias,
             telemetry: Telemetry::default(),
+            custom,
         }))
+    }
+
+    /// What custom metric scripts call for `flux.rpc`: the broker thread.
+    pub fn host(&self) -> Arc<dyn Host> {
+        Arc::new(self.broker.clone())
+    }
+
+    /// Whether `name` is a metric, built-in or custom.
+    pub fn has_metric(&self, name: &str) -> bool {
+        crate::metrics::find(name).is_some()
+            || self
+                .custom
+                .as_ref()
+                .is_some_and(|c| c.names().iter().any(|n| n == name))
+    }
+
+    /// The custom metrics' names and help texts, sorted by name.
+    pub fn custom_metrics(&self) -> Vec<(String, String)> {
+        let Some(c) = &self.custom else {
+            return Vec::new();
+        };
+        c.names()
+            .into_iter()
+            .map(|n| {
+                let help = c.help(&n).unwrap_or_default();
+                (n, help)
+            })
+            .collect()
     }
 }
 
@@ -130,8 +162,8 @@ async fn apis(
     match path::parse(uri.path(), s.api_alias.as_deref())? {
         ApiPath::GroupList => Ok(discovery::group_list()),
         ApiPath::Group(g) => Ok(discovery::group(g)),
-        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(v)),
-        ApiPath::ExternalResources => Ok(discovery::external_resources()),
+        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(v, &s.custom_metrics())),
+        ApiPath::ExternalResources => Ok(discovery::external_resources(&s.custom_metrics())),
         ApiPath::Custom {
             version,
             object,

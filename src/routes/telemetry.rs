@@ -1,6 +1,8 @@
 //! `/metrics` (Prometheus text) and `/api/v1/metrics` (flat JSON, for KEDA's metrics-api scaler
 //! and scripts): the same values as the metrics APIs, plus the server's own health.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -22,7 +24,19 @@ pub fn router() -> Router<AppState> {
 /// `flux_metrics_api_broker_up` is 0) when the broker cannot be reached.
 async fn prometheus(State(s): State<AppState>) -> Response {
     let snapshot = s.broker.snapshot().await.ok();
-    let body = s.telemetry.render(&s.broker, snapshot.as_deref());
+    let mut body = s.telemetry.render(&s.broker, snapshot.as_deref());
+    if let (Some(custom), Some(snap)) = (&s.custom, &snapshot) {
+        for (name, help) in s.custom_metrics() {
+            // A failing script leaves its gauge without a sample (its error is in the log).
+            let value = custom.value(&name, Arc::clone(snap), s.host()).await;
+            body.push_str(&format!(
+                "# HELP flux_{name} {help}\n# TYPE flux_{name} gauge\n"
+            ));
+            if let Ok(v) = value {
+                body.push_str(&format!("flux_{name} {v}\n"));
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -183,6 +183,8 @@ pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> ServeConfig {
             shutdown_grace: Duration::from_secs(5),
         },
         auth: AuthSource::Open,
+        custom_metrics: Vec::new(),
+        custom_timeout: Duration::from_secs(2),
     }
 }
 
