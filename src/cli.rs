@@ -144,6 +144,16 @@ pub struct StartArgs {
     /// Longest run of one custom metric function
     #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_TIMEOUT", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
     pub custom_metric_timeout: Duration,
+    /// How often every metric is sampled into the in-memory history (for windows, the history
+    /// API and the dashboard)
+    #[arg(long, env = "FLUX_METRICS_HISTORY_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub history_interval: Duration,
+    /// How much history is kept (the longest `window` a selector may ask for)
+    #[arg(long, env = "FLUX_METRICS_HISTORY_RETENTION", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    pub history_retention: Duration,
+    /// File holding a bearer token that /metrics, /api/v1/* and /ui then require
+    #[arg(long, env = "FLUX_METRICS_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
     /// Ask the broker on every request (same as --max-age 0)
     #[arg(long, env = "FLUX_METRICS_NO_CACHE")]
     pub no_cache: bool,
@@ -280,6 +290,12 @@ pub struct ServeConfig {
     pub custom_metrics: Vec<PathBuf>,
     /// `--custom-metric-timeout`.
     pub custom_timeout: Duration,
+    /// `--history-interval`.
+    pub history_interval: Duration,
+    /// `--history-retention`.
+    pub history_retention: Duration,
+    /// `--api-token-file`.
+    pub api_token_file: Option<PathBuf>,
 }
 
 /// Flags of `certs`.
@@ -403,6 +419,12 @@ impl TryFrom<StartArgs> for ServeConfig {
     type Error = anyhow::Error;
 
     fn try_from(a: StartArgs) -> anyhow::Result<ServeConfig> {
+        if a.history_interval < Duration::from_secs(1) {
+            bail!("--history-interval must be at least 1s");
+        }
+        if a.history_retention < a.history_interval {
+            bail!("--history-retention must be at least --history-interval");
+        }
         if a.custom_metric_timeout.is_zero() {
             bail!("--custom-metric-timeout must be more than 0");
         }
@@ -478,6 +500,9 @@ impl TryFrom<StartArgs> for ServeConfig {
             auth,
             custom_metrics: a.custom_metric,
             custom_timeout: a.custom_metric_timeout,
+            history_interval: a.history_interval,
+            history_retention: a.history_retention,
+            api_token_file: a.api_token_file,
         })
     }
 }

@@ -24,6 +24,7 @@ pub mod custom;
 pub mod deploy;
 pub mod error;
 pub mod get;
+pub mod history;
 pub mod k8s;
 pub mod metrics;
 pub mod openapi;

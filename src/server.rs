@@ -28,9 +28,11 @@ use tokio::sync::Semaphore;
 use crate::broker::Broker;
 use crate::cli::{Limits, ServeConfig};
 use crate::custom::Custom;
+use crate::history::History;
 use crate::metrics::CATALOGUE;
-use crate::routes::{self, AppState};
+use crate::routes::{self, AppState, Inner};
 use crate::telemetry::Route;
+use crate::telemetry::Telemetry;
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -70,10 +72,24 @@ pub async fn run(
         );
     }
     let custom = load_custom(&config)?;
-    let state = AppState::new(broker.clone(), config.api_alias.clone(), custom);
+    let api_token = read_token(config.api_token_file.as_deref())?;
+    let history = Arc::new(History::new(
+        config.history_interval,
+        config.history_retention,
+    ));
+    let state = AppState::new(Inner {
+        broker: broker.clone(),
+        api_alias: config.api_alias.clone(),
+        telemetry: Telemetry::default(),
+        custom,
+        history,
+        api_token,
+    });
+    let sampler = tokio::spawn(sample_history(state.clone()));
     let app =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state, access_log));
     serve(listener, tls, app, config.limits, shutdown).await;
+    sampler.abort();
     if let Some(r) = reloader {
         r.abort();
     }
@@ -82,6 +98,40 @@ pub async fn run(
         .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reads the `--api-token-file` token.
+fn read_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading --api-token-file {}", path.display()))?;
+    let token = token.trim();
+    if token.is_empty() {
+        anyhow::bail!("--api-token-file {} is empty", path.display());
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Samples every metric into the history each `--history-interval`, sharing the cached broker
+/// answer (so it adds at most one round per interval).
+async fn sample_history(state: AppState) {
+    let mut tick = tokio::time::interval(state.history.interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(snapshot) = state.broker.snapshot().await else {
+            continue;
+        };
+        let mut custom = Vec::new();
+        if let Some(c) = &state.custom {
+            for name in c.names() {
+                if let Ok(v) = c.value(&name, Arc::clone(&snapshot), state.host()).await {
+                    custom.push((name, v));
+                }
+            }
+        }
+        state.history.record(&snapshot, &custom);
+    }
 }
 
 /// Loads the `--custom-metric` files and watches them for edits.

@@ -6,12 +6,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::error::ApiError;
+use crate::history::SeriesKey;
 use crate::k8s::{
     CustomVersion, ExternalMetricValue, ExternalMetricValueList, LabelSelector, MetricValue,
     MetricValueList, ObjectReference, Time,
@@ -48,7 +52,7 @@ pub fn select(
 ) -> Result<Series, ApiError> {
     if let Some(other) = selector.requirements.iter().find(|r| r.key != QUEUE_LABEL) {
         return Err(ApiError::BadRequest(format!(
-            "flux metrics have no label {:?}; the only label is {QUEUE_LABEL:?} (on job_* metrics)",
+            "flux metrics have no label {:?}; the labels are {QUEUE_LABEL:?} (on job_* metrics) and {WINDOW_LABEL:?} (an average over a recent window, e.g. window=5m)",
             other.key
         )));
     }
@@ -102,42 +106,99 @@ fn value_text(v: u64) -> String {
 /// One series' value: its queue (`None` for the whole instance) and Quantity text.
 type SeriesValue = (Option<String>, String);
 
-/// The values of metric `name` for the series `selector` asks for, and when they were measured;
-/// `None` when there is no such metric, built-in or custom.
-async fn values(
-    s: &AppState,
-    name: &str,
-    selector: &Selector,
-) -> Result<Option<(Vec<SeriesValue>, Time)>, ApiError> {
-    if let Some(metric) = metrics::find(name) {
-        let snapshot = s.broker.snapshot().await?;
-        let queues = match select(metric, selector, &snapshot)? {
+/// The answer for one metric: its series' values, when they were measured, and the window they
+/// were averaged over.
+struct Values {
+    series: Vec<SeriesValue>,
+    timestamp: Time,
+    window: Option<i64>,
+}
+
+/// The label that asks for an average over a recent window (`window=5m`), instead of the
+/// current value.
+pub const WINDOW_LABEL: &str = "window";
+
+/// Takes the `window` requirement out of a selector.
+fn split_window(selector: &Selector) -> Result<(Selector, Option<Duration>), ApiError> {
+    let mut rest = selector.clone();
+    rest.requirements.retain(|r| r.key != WINDOW_LABEL);
+    let Some(req) = selector.get(WINDOW_LABEL) else {
+        return Ok((rest, None));
+    };
+    let text = match (req.operator, req.values.as_slice()) {
+        (Operator::Equals, [v]) => v,
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "the window label takes one value, as in window=5m; got {req}"
+            )));
+        }
+    };
+    let window = crate::cli::parse_duration(text)
+        .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?;
+    if window.is_zero() {
+        return Err(ApiError::BadRequest("window must be longer than 0".into()));
+    }
+    Ok((rest, Some(window)))
+}
+
+/// The values of metric `name` for the series `selector` asks for; `None` when there is no such
+/// metric, built-in or custom.
+async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<Values>, ApiError> {
+    let (selector, window) = split_window(selector)?;
+    let snapshot = s.broker.snapshot().await?;
+    let queues: Vec<Option<String>> = if let Some(metric) = metrics::find(name) {
+        match select(metric, &selector, &snapshot)? {
             Series::Whole => vec![None],
             Series::Queues(q) => q.into_iter().map(Some).collect(),
-        };
-        let values = queues
-            .into_iter()
-            .map(|q| Ok((metric.value(&snapshot, q.as_deref())?, q)))
-            .map(|r: Result<_, ApiError>| r.map(|(v, q)| (q, value_text(v))))
-            .collect::<Result<_, _>>()?;
-        return Ok(Some((values, Time(snapshot.taken_at))));
-    }
-    let Some(custom) = s
+        }
+    } else if s
         .custom
         .as_ref()
-        .filter(|c| c.names().iter().any(|n| n == name))
-    else {
+        .is_some_and(|c| c.names().iter().any(|n| n == name))
+    {
+        if !selector.is_empty() {
+            return Err(ApiError::BadRequest(format!(
+                "custom metric {name} has no labels: drop the selector {selector}"
+            )));
+        }
+        vec![None]
+    } else {
         return Ok(None);
     };
-    if !selector.is_empty() {
-        return Err(ApiError::BadRequest(format!(
-            "custom metric {name} has no labels: drop the selector {selector}"
-        )));
+    let mut series = Vec::with_capacity(queues.len());
+    for queue in queues {
+        let text = match window {
+            Some(w) => {
+                let key = SeriesKey {
+                    metric: name.to_owned(),
+                    queue: queue.clone(),
+                };
+                let (avg, _) = s
+                    .history
+                    .average(&key, w, Utc::now())
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                quantity::format_f64(avg).map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+            None => match metrics::find(name) {
+                Some(metric) => value_text(metric.value(&snapshot, queue.as_deref())?),
+                None => {
+                    let custom = s
+                        .custom
+                        .as_ref()
+                        .ok_or_else(|| ApiError::NotFound(name.to_owned()))?;
+                    let v = custom.value(name, Arc::clone(&snapshot), s.host()).await?;
+                    quantity::format_f64(v).map_err(|e| ApiError::Internal(e.to_string()))?
+                }
+            },
+        };
+        series.push((queue, text));
     }
-    let snapshot = s.broker.snapshot().await?;
-    let value = custom.value(name, Arc::clone(&snapshot), s.host()).await?;
-    let text = quantity::format_f64(value).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Some((vec![(None, text)], Time(snapshot.taken_at))))
+    let window = window.map(|w| i64::try_from(w.as_secs()).unwrap_or(i64::MAX));
+    Ok(Some(Values {
+        series,
+        timestamp: Time(snapshot.taken_at),
+        window,
+    }))
 }
 
 /// `GET /apis/custom.metrics.k8s.io/<v>/...`: the metric of one named object.
@@ -167,7 +228,11 @@ pub async fn custom(
         "metricLabelSelector",
         query.metric_label_selector.as_deref(),
     )?;
-    let (mut series, timestamp) = values(s, name, &selector)
+    let Values {
+        mut series,
+        timestamp,
+        window,
+    } = values(s, name, &selector)
         .await?
         .ok_or_else(|| unknown_metric(name, &format!("{} {}", object.resource, object.name)))?;
     if series.len() != 1 {
@@ -186,7 +251,7 @@ pub async fn custom(
             match_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
         }),
         timestamp,
-        window_seconds: None,
+        window_seconds: window,
         value,
     };
     Ok(Json(MetricValueList {
@@ -216,7 +281,11 @@ pub async fn external(
         return Err(unknown());
     }
     let selector = parse_selector("labelSelector", query.label_selector.as_deref())?;
-    let (series, timestamp) = values(s, name, &selector).await?.ok_or_else(unknown)?;
+    let Values {
+        series,
+        timestamp,
+        window,
+    } = values(s, name, &selector).await?.ok_or_else(unknown)?;
     let items = series
         .into_iter()
         .map(|(queue, value)| ExternalMetricValue {
@@ -225,7 +294,7 @@ pub async fn external(
                 .map(|q| BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]))
                 .unwrap_or_default(),
             timestamp,
-            window_seconds: None,
+            window_seconds: window,
             value,
         })
         .collect();

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod health;
 pub mod metrics;
 pub mod telemetry;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::auth::{self, Peer};
 use crate::broker::Broker;
 use crate::custom::{Custom, Host};
 use crate::error::ApiError;
+use crate::history::History;
 use crate::path::{self, ApiPath};
 use crate::telemetry::Telemetry;
 
@@ -39,17 +41,16 @@ pub struct Inner {
     pub telemetry: Telemetry,
     /// The `--custom-metric` scripts, if any.
     pub custom: Option<Arc<Custom>>,
+    /// Recent values of every metric.
+    pub history: Arc<History>,
+    /// The bearer token `/metrics`, `/api/v1/*` and `/ui` require, if any.
+    pub api_token: Option<String>,
 }
 
 impl AppState {
     /// State for a router.
-    pub fn new(broker: Broker, api_alias: Option<String>, custom: Option<Arc<Custom>>) -> Self {
-        AppState(Arc::new(Inner {
-            broker,
-            api_alias,
-            telemetry: Telemetry::default(),
-            custom,
-        }))
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
     }
 
     /// What custom metric scripts call for `flux.rpc`: the broker thread.
@@ -93,7 +94,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
         .merge(discovery::router())
-        .merge(telemetry::router())
+        .merge(telemetry::router(state.clone()))
         .fallback(apis)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_bodies))

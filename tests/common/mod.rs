@@ -185,6 +185,9 @@ pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> ServeConfig {
         auth: AuthSource::Open,
         custom_metrics: Vec::new(),
         custom_timeout: Duration::from_secs(2),
+        history_interval: Duration::from_secs(15),
+        history_retention: Duration::from_secs(3600),
+        api_token_file: None,
     }
 }
 
