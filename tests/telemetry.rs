@@ -146,7 +146,7 @@ async fn window_selector_averages_history_and_sets_window_seconds() {
     assert_eq!(v["items"][0]["windowSeconds"], 30, "{v}");
     assert_eq!(v["items"][0]["value"], "5", "{v}");
     let v = server
-        .get(&format!("/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/metrics/node_cores_free_count?metricLabelSelector=window%3D30s"))
+        .get("/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/metrics/node_cores_free_count?metricLabelSelector=window%3D30s")
         .await
         .expect_json(200);
     assert_eq!(v["items"][0]["window"], 30, "{v}");
