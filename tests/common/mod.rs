@@ -145,6 +145,32 @@ impl Pki {
         }
     }
 
+    /// A rustls client configuration trusting only this CA and presenting a client certificate.
+    #[allow(dead_code, reason = "not every test binary uses client certificates")]
+    pub(crate) fn client_config_with_certificate(
+        &self,
+        chain_pem: &str,
+        key_pem: &str,
+    ) -> Arc<rustls::ClientConfig> {
+        install_crypto();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
+            roots.add(cert.expect("CA PEM")).expect("adding the CA");
+        }
+        let chain = rustls_pemfile::certs(&mut chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("client chain PEM");
+        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+            .expect("client key PEM")
+            .expect("a client key");
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .expect("client certificate");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
     /// A rustls client configuration trusting only this CA, offering `alpn`.
     pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         install_crypto();
@@ -232,6 +258,23 @@ impl Server {
     /// A client that lets ALPN choose (the server prefers HTTP/2).
     pub(crate) fn client(&self) -> Client {
         self.client_with(Proto::Auto)
+    }
+
+    /// A client presenting a client certificate (PEM chain and key), letting ALPN choose.
+    #[allow(dead_code, reason = "not every test binary uses client certificates")]
+    pub(crate) fn client_with_certificate(&self, chain_pem: &str, key_pem: &str) -> Client {
+        Client {
+            addr: self.addr,
+            connector: TlsConnector::from(
+                self.pki.client_config_with_certificate(chain_pem, key_pem),
+            ),
+        }
+    }
+
+    /// The PEM of the CA that signed the server's certificate.
+    #[allow(dead_code, reason = "not every test binary reads it")]
+    pub(crate) fn server_ca_pem(&self) -> &str {
+        &self.pki.ca_pem
     }
 
     /// A client speaking `proto`.
