@@ -543,6 +543,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn absurd_sizes_are_refused_not_allocated() {
+        let mut a = answers("idle");
+        a.sched_status = r#"{"all": {"version": 1, "execution": {"R_lite": [{"rank": "0-4000000000", "children": {"core": "0-1"}}]}}}"#.into();
+        let e = Snapshot::parse(&a, Utc::now()).unwrap_err();
+        assert_eq!(e.topic, TOPIC_SCHED_STATUS);
+        let mut a = answers("idle");
+        a.job_stats = r#"{"job_states": {"run": 18446744073709551616}}"#.into();
+        assert_eq!(
+            Snapshot::parse(&a, Utc::now()).unwrap_err().topic,
+            TOPIC_JOB_STATS
+        );
+    }
+
+    #[test]
     fn malformed_answers_name_the_rpc() {
         type Breakage = fn(&mut Answers);
         let cases: [(Breakage, &str); 5] = [
