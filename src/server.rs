@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::auth::{Identity, Peer};
@@ -88,16 +88,39 @@ pub async fn run(
     let sampler = tokio::spawn(sample_history(state.clone()));
     let app =
         routes::router(state.clone()).layer(middleware::from_fn_with_state(state, access_log));
-    serve(listener, tls, app, config.limits, shutdown).await;
+    let grace_ends = serve(listener, tls, app, config.limits, shutdown).await;
     sampler.abort();
     if let Some(r) = reloader {
         r.abort();
     }
-    tokio::task::spawn_blocking(move || broker.stop())
-        .await
-        .ok();
+    stop_broker(broker, grace_ends).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Stops the broker thread, waiting for it no later than the end of the grace period (and at
+/// least a moment): a round stuck on a hanging broker must not hold the exit for a whole
+/// `--flux-timeout`. A thread of its own rather than `spawn_blocking`, because dropping the
+/// runtime waits for blocking tasks.
+async fn stop_broker(broker: Broker, grace_ends: Instant) {
+    let (done, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopper = std::thread::Builder::new()
+        .name("flux-broker-stop".into())
+        .spawn(move || {
+            broker.stop();
+            let _ = done.send(());
+        });
+    if stopper.is_err() {
+        return tracing::warn!(
+            "cannot start a thread to stop the broker thread; not waiting for it"
+        );
+    }
+    let wait = grace_ends
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    if tokio::time::timeout(wait, stopped).await.is_err() {
+        tracing::warn!("the broker thread is still in a round of RPCs; not waiting for it");
+    }
 }
 
 /// Reads the `--api-token-file` token.
@@ -157,7 +180,7 @@ async fn serve(
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> Instant {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -175,11 +198,14 @@ async fn serve(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let refused = AtomicU64::new(0);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
 
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => break,
+            // Reap finished connection tasks as they end.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -206,10 +232,13 @@ async fn serve(
         let _ = tcp.set_nodelay(true);
         let (app, tls, builder) = (app.clone(), tls.clone(), Arc::clone(&builder));
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve_connection(&builder, tcp, with_peer(app, Peer::Open), watcher).await,
+                None => {
+                    let service = with_peer(app, Peer::Open);
+                    serve_connection(&builder, tcp, service, watcher, limits.header_timeout).await;
+                }
                 Some(tls) => {
                     let Loaded { acceptor, trust } = &*tls.current();
                     // The handshake runs in this connection's own task, with a deadline, so a
@@ -228,25 +257,49 @@ async fn serve(
                         Some(t) => t.classify(stream.get_ref().1.peer_certificates()),
                         None => Peer::Open,
                     };
-                    serve_connection(&builder, stream, with_peer(app, peer), watcher).await;
+                    let service = with_peer(app, peer);
+                    serve_connection(&builder, stream, service, watcher, limits.header_timeout)
+                        .await;
                 }
             }
         });
     }
 
     drop(listener);
+    // Capped (at a year) so that no --shutdown-grace overflows an Instant.
+    let grace_ends = Instant::now() + limits.shutdown_grace.min(Duration::from_secs(365 * 86_400));
     tracing::info!(grace = ?limits.shutdown_grace, "shutting down: finishing requests in flight");
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(limits.shutdown_grace) => {
-            tracing::warn!("--shutdown-grace elapsed: closing connections with requests still in flight");
+        () = tokio::time::sleep_until(grace_ends.into()) => {
+            tracing::warn!(
+                open = connections.len(),
+                "--shutdown-grace elapsed: closing connections with requests still in flight"
+            );
         }
     }
+    connections.abort_all();
+    grace_ends
 }
 
 /// The router, with the connection's client certificate verdict attached to every request.
-fn with_peer(app: Router, peer: Peer) -> TowerToHyperService<PeerService> {
-    TowerToHyperService::new(PeerService { app, peer })
+fn with_peer(app: Router, peer: Peer) -> Connection {
+    let asked = Arc::new(AtomicBool::new(false));
+    let service = PeerService {
+        app,
+        peer,
+        asked: Arc::clone(&asked),
+    };
+    Connection {
+        service: TowerToHyperService::new(service),
+        asked,
+    }
+}
+
+/// The service of one connection and whether it has asked anything yet.
+struct Connection {
+    service: TowerToHyperService<PeerService>,
+    asked: Arc<AtomicBool>,
 }
 
 /// Inserts a connection's [`Peer`] into each of its requests.
@@ -254,6 +307,8 @@ fn with_peer(app: Router, peer: Peer) -> TowerToHyperService<PeerService> {
 struct PeerService {
     app: Router,
     peer: Peer,
+    /// Set by the first request, so that a connection that never asks can be closed.
+    asked: Arc<AtomicBool>,
 }
 
 impl<B> tower::Service<hyper::Request<B>> for PeerService
@@ -272,21 +327,35 @@ where
     }
 
     fn call(&mut self, mut req: hyper::Request<B>) -> Self::Future {
+        self.asked.store(true, Ordering::Relaxed);
         req.extensions_mut().insert(self.peer.clone());
         self.app.call(req)
     }
 }
 
+/// Serves one connection. A connection that sends no complete request within the header
+/// timeout is closed: hyper's own header timeout starts only once it has told HTTP/1 from
+/// HTTP/2, so a client silent after the TLS handshake would otherwise hold its slot forever.
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<PeerService>,
+    Connection { service, asked }: Connection,
     watcher: hyper_util::server::graceful::Watcher,
+    first_request: Duration,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
+    let conn = watcher.watch(conn.into_owned());
+    tokio::pin!(conn);
+    let result = match tokio::time::timeout(first_request, &mut conn).await {
+        Ok(r) => r,
+        Err(_) if !asked.load(Ordering::Relaxed) => {
+            return tracing::debug!("no request within --header-timeout: closing the connection");
+        }
+        Err(_) => conn.await,
+    };
+    if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }

@@ -4,7 +4,9 @@
 //! that end up in every state a scenario can hold still in (running, waiting for resources,
 //! held, waiting on a dependency, completed, failed, canceled, timed out), and then compares
 //! every metric of the catalogue, as `flux-metrics-api get` and the HTTP server report it, with
-//! what flux's own tools (`flux resource list`, `flux resource status`, `flux jobs`) say.
+//! what flux's own tools (`flux resource list`, `flux resource status`, `flux jobs`) say. The
+//! server also loads `example/custom-metrics.rhai` (`--custom-metric`), whose metrics are
+//! compared with `flux resource list` and `flux resource status` the same way.
 //!
 //! `live_server_answers_503_when_the_broker_goes_away` points a server outside any instance at
 //! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
@@ -282,6 +284,164 @@ fn external_value(port: u16, metric: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("GET {path}: no integer items[0].value in {body}"))
 }
 
+/// `example/custom-metrics.rhai`, which the live server loads with `--custom-metric`.
+fn example_custom_metrics() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("example/custom-metrics.rhai")
+}
+
+/// The value of a Kubernetes Quantity in decimal form (`5`, `375m`, `166666667n`, `2k`).
+fn parse_quantity(text: &str) -> Option<f64> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let scale = match suffix {
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "" => 1.0,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        _ => return None,
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+/// The Quantity text of `metric` from the custom metrics v1beta2 API (Namespace `default`).
+fn custom_value(port: u16, metric: &str) -> Result<String, String> {
+    let path = format!("/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/{metric}");
+    let (status, body) = http_get(port, &path).map_err(|e| format!("GET {path}: {e}"))?;
+    if status != 200 {
+        return Err(format!("GET {path}: status {status}: {body}"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))?;
+    let item = &v["items"][0];
+    if item["metric"]["name"] != metric {
+        return Err(format!("GET {path}: not an answer about {metric}: {body}"));
+    }
+    item["value"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("GET {path}: no string items[0].value in {body}"))
+}
+
+/// What flux's tools say that the example's custom metrics are made of.
+struct CustomExpected {
+    free_cores: u64,
+    allocated_cores: u64,
+    up_cores: u64,
+    offline: u64,
+}
+
+fn custom_expected(out: &BTreeMap<String, Vec<String>>) -> CustomExpected {
+    let rl = parse_resource_list(&out["resource-list before"]);
+    let cores = |state: &str| rl.get(state).map_or(0, |l| l.ncores);
+    // `flux resource status` marks offline nodes with a `*` after their state ("avail*").
+    let offline = out["resource-status before"]
+        .iter()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|s| s.ends_with('*'))
+        })
+        .map(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("unexpected `flux resource status` line {l:?}"))
+        })
+        .sum();
+    CustomExpected {
+        free_cores: cores("free"),
+        allocated_cores: cores("allocated"),
+        up_cores: cores("up"),
+        offline,
+    }
+}
+
+/// Compares the example file's metrics, served by the live server, with flux's tools.
+fn check_custom_metrics(port: u16, want: &CustomExpected, problems: &mut Vec<String>) {
+    let fraction = if want.up_cores == 0 {
+        0.0
+    } else {
+        want.allocated_cores as f64 / want.up_cores as f64
+    };
+    let mut table = String::new();
+    for (metric, expected, how) in [
+        (
+            "my_custom_metric_name",
+            want.free_cores as f64,
+            "flux resource list: free ncores".to_owned(),
+        ),
+        (
+            "cores_allocated_fraction",
+            fraction,
+            format!(
+                "flux resource list: allocated ncores {} / up ncores {}",
+                want.allocated_cores, want.up_cores
+            ),
+        ),
+        (
+            "offline_nodes_count",
+            want.offline as f64,
+            "flux resource status: nnodes of offline (`*`) states".to_owned(),
+        ),
+    ] {
+        let ours = custom_value(port, metric);
+        // A Quantity has nano precision and rounds up.
+        let ok = match &ours {
+            Ok(text) => parse_quantity(text).is_some_and(|v| (v - expected).abs() < 2e-9),
+            Err(_) => false,
+        };
+        let _ = writeln!(
+            table,
+            "{:8} {metric:32} flux {expected:>8.6}  ours {:>10}  ({how})",
+            if ok { "ok" } else { "MISMATCH" },
+            ours.as_deref().unwrap_or("-")
+        );
+        match ours {
+            Ok(_) if ok => {}
+            Ok(text) => problems.push(format!(
+                "custom metric {metric}: flux's tools say {expected} ({how}), the server says {text:?}"
+            )),
+            Err(e) => problems.push(format!("custom metric {metric}: {e}")),
+        }
+    }
+    eprintln!("custom metrics of example/custom-metrics.rhai (flux tools vs the server):\n{table}");
+
+    // The instance has no named queues: batch_pending_jobs fails, naming the queue, and the
+    // others above still answered.
+    let path = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/batch_pending_jobs";
+    match http_get(port, path) {
+        Ok((500, body)) if body.contains("\\\"batch\\\"") => {}
+        other => problems.push(format!(
+            "GET {path}: expected a 500 naming queue \"batch\" (the instance has no named queues), got {other:?}"
+        )),
+    }
+    // Listed in discovery next to the built-in metrics.
+    let path = "/apis/custom.metrics.k8s.io/v1beta2";
+    match http_get(port, path) {
+        Ok((200, body)) => {
+            for metric in [
+                "my_custom_metric_name",
+                "cores_allocated_fraction",
+                "offline_nodes_count",
+                "batch_pending_jobs",
+            ] {
+                if !body.contains(&format!("\"namespaces/{metric}\"")) {
+                    problems.push(format!("GET {path}: {metric} is not listed: {body}"));
+                }
+            }
+        }
+        other => problems.push(format!("GET {path}: {other:?}")),
+    }
+}
+
 /// An idset as flux prints it (`0-2,5`; empty for none).
 fn idset(s: &str) -> BTreeSet<u32> {
     let mut set = BTreeSet::new();
@@ -452,7 +612,8 @@ flux resource list
 flux resource status
 flux jobs -A -a
 
-"$FMA_BIN" start --insecure-http --host 127.0.0.1 --port "$FMA_PORT" --no-cache 2>"$FMA_DIR/server.log" &
+"$FMA_BIN" start --insecure-http --host 127.0.0.1 --port "$FMA_PORT" --no-cache \
+    --custom-metric "$FMA_CUSTOM" 2>"$FMA_DIR/server.log" &
 server=$!
 say "server-started"
 i=0
@@ -698,7 +859,8 @@ fn live_metrics_match_flux_tools() {
     .env("DRAINED_RANK", DRAINED_RANK.to_string())
     .env("FMA_BIN", BIN)
     .env("FMA_PORT", port.to_string())
-    .env("FMA_DIR", &scratch.0);
+    .env("FMA_DIR", &scratch.0)
+    .env("FMA_CUSTOM", example_custom_metrics());
     if let Some(lib) = flux_core_lib(&flux) {
         cmd.env("FLUX_CORE_LIB", lib);
     }
@@ -851,6 +1013,9 @@ fn live_metrics_match_flux_tools() {
             Err(e) => problems.push(e),
         }
     }
+    // The example custom metrics, loaded by the same server, against flux's tools.
+    let custom = custom_expected(&out);
+    check_custom_metrics(port, &custom, &mut problems);
     std::fs::write(scratch.0.join("release"), b"").expect("releasing the script");
 
     let (_, exit) = instance.until("=== server-exit", deadline);

@@ -1,0 +1,869 @@
+//! Custom metrics (`--custom-metric FILE`, issue 3) through real HTTPS, answers replayed from the
+//! recorded scenarios in `tests/fixtures/`: the example file's values on every path, discovery
+//! and `/metrics`; startup errors of the binary; run-time errors, limits and time-outs of
+//! scripts; and reloading an edited file without a restart.
+//!
+//! The expected values are worked out by hand from `tests/fixtures/README.md` (cores free,
+//! cores allocated over cores up, the `offline` idset of `resource.status.json`), not from the
+//! code under test.
+//!
+//! That concurrent requests for one custom metric share one evaluation is not observable
+//! through the API in replay mode (a script has no clock and no state across evaluations, and
+//! replayed RPCs have no side effect): the unit tests of `src/custom.rs`
+//! (`concurrent_requests_share_one_evaluation`, `results_are_cached_for_max_age`) count the
+//! evaluations. Here, 50 concurrent requests must all answer the same value.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{Proto, Reply, Server, TempDir, strip_timestamps};
+use flux_metrics::metrics::CATALOGUE;
+use serde_json::{Value, json};
+
+const V1BETA2: &str = "/apis/custom.metrics.k8s.io/v1beta2";
+const V1BETA1: &str = "/apis/custom.metrics.k8s.io/v1beta1";
+const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
+
+/// Our binary.
+const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
+
+/// `example/custom-metrics.rhai`.
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("example/custom-metrics.rhai")
+}
+
+/// The metrics of the example file, sorted by name (the order discovery lists them in).
+const EXAMPLE_METRICS: [&str; 4] = [
+    "batch_pending_jobs",
+    "cores_allocated_fraction",
+    "my_custom_metric_name",
+    "offline_nodes_count",
+];
+
+/// A metric and its answer: a Quantity, or `None` for a 500.
+type Expected = (&'static str, Option<&'static str>);
+
+/// What the example's metrics answer in each scenario.
+///
+/// - `my_custom_metric_name`: cores free (README table).
+/// - `cores_allocated_fraction`: (cores up - cores free) / cores up, as a canonical Quantity;
+///   1/6 has no exact decimal form and is rounded up at nano precision, as Kubernetes does.
+/// - `offline_nodes_count`: ranks in the `offline` idset of `resource.status.json` (only
+///   `elastic` has any: brokers 4-7 never started; a drained node is not offline).
+/// - `batch_pending_jobs`: only `gpus-queues` has a queue `batch` (nothing pending in it).
+const EXAMPLE_TRUTH: [(&str, [Expected; 4]); 6] = [
+    (
+        "idle",
+        [
+            ("my_custom_metric_name", Some("8")),
+            ("cores_allocated_fraction", Some("0")),
+            ("offline_nodes_count", Some("0")),
+            ("batch_pending_jobs", None),
+        ],
+    ),
+    (
+        "busy",
+        [
+            ("my_custom_metric_name", Some("5")),
+            ("cores_allocated_fraction", Some("375m")),
+            ("offline_nodes_count", Some("0")),
+            ("batch_pending_jobs", None),
+        ],
+    ),
+    (
+        "drained",
+        [
+            ("my_custom_metric_name", Some("5")),
+            ("cores_allocated_fraction", Some("166666667n")),
+            ("offline_nodes_count", Some("0")),
+            ("batch_pending_jobs", None),
+        ],
+    ),
+    (
+        "gpus-queues",
+        [
+            ("my_custom_metric_name", Some("5")),
+            ("cores_allocated_fraction", Some("687500u")),
+            ("offline_nodes_count", Some("0")),
+            ("batch_pending_jobs", Some("0")),
+        ],
+    ),
+    (
+        "many-jobs",
+        [
+            ("my_custom_metric_name", Some("0")),
+            ("cores_allocated_fraction", Some("1")),
+            ("offline_nodes_count", Some("0")),
+            ("batch_pending_jobs", None),
+        ],
+    ),
+    (
+        "elastic",
+        [
+            ("my_custom_metric_name", Some("6")),
+            ("cores_allocated_fraction", Some("625m")),
+            ("offline_nodes_count", Some("4")),
+            ("batch_pending_jobs", None),
+        ],
+    ),
+];
+
+/// A v1beta2 `MetricValueList` of one whole-instance item for Namespace `ns`, no timestamp.
+fn v1beta2_list(metric: &str, value: &str) -> Value {
+    json!({
+        "kind": "MetricValueList",
+        "apiVersion": "custom.metrics.k8s.io/v1beta2",
+        "metadata": {},
+        "items": [{
+            "describedObject": {"kind": "Namespace", "name": "ns", "apiVersion": "v1"},
+            "metric": {"name": metric, "selector": null},
+            "value": value,
+        }],
+    })
+}
+
+/// A v1beta1 `MetricValueList` of one whole-instance item for Service `ns/svc`, no timestamp.
+fn v1beta1_list(metric: &str, value: &str) -> Value {
+    json!({
+        "kind": "MetricValueList",
+        "apiVersion": "custom.metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [{
+            "describedObject": {"kind": "Service", "namespace": "ns", "name": "svc", "apiVersion": "v1"},
+            "metricName": metric,
+            "selector": null,
+            "value": value,
+        }],
+    })
+}
+
+/// An `ExternalMetricValueList` of one item without labels, no timestamp.
+fn external_list(metric: &str, value: &str) -> Value {
+    json!({
+        "kind": "ExternalMetricValueList",
+        "apiVersion": "external.metrics.k8s.io/v1beta1",
+        "metadata": {},
+        "items": [{"metricName": metric, "metricLabels": {}, "value": value}],
+    })
+}
+
+/// The three paths a metric is asked on, with the golden answer of each for `value`.
+fn paths(metric: &str, value: &str) -> [(String, Value); 3] {
+    [
+        (
+            format!("{V1BETA2}/namespaces/ns/metrics/{metric}"),
+            v1beta2_list(metric, value),
+        ),
+        (
+            format!("{V1BETA1}/namespaces/ns/services/svc/{metric}"),
+            v1beta1_list(metric, value),
+        ),
+        (
+            format!("{EXTERNAL}/namespaces/ns/{metric}"),
+            external_list(metric, value),
+        ),
+    ]
+}
+
+/// The v1beta2 path of `metric` for Namespace `ns`.
+fn v1beta2(metric: &str) -> String {
+    format!("{V1BETA2}/namespaces/ns/metrics/{metric}")
+}
+
+/// The value of a 200 answer of the v1beta2 path (checks the rest of the list's shape).
+fn value_of(r: &Reply) -> String {
+    let v = strip_timestamps(r.expect_json(200));
+    let items = v["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{v}");
+    items[0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string value in {v}"))
+        .to_owned()
+}
+
+/// Starts a server replaying `scenario` with the custom metric `files`.
+async fn start(scenario: &str, files: &[&Path]) -> Server {
+    start_with(scenario, files, Duration::from_secs(2)).await
+}
+
+/// [`start`] with `--custom-metric-timeout` `timeout`.
+async fn start_with(scenario: &str, files: &[&Path], timeout: Duration) -> Server {
+    let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
+    Server::start(scenario, move |c| {
+        c.custom_metrics = files;
+        c.custom_timeout = timeout;
+    })
+    .await
+}
+
+/// Writes `text` to `dir/name` and returns its path.
+fn script(dir: &TempDir, name: &str, text: &str) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("writing a script");
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// The example file
+
+async fn example_values_in(scenario: &str, truth: &[Expected; 4]) {
+    let server = start(scenario, &[&example()]).await;
+    let mut conn = server.client().connect().await;
+    for (metric, want) in truth {
+        match want {
+            Some(value) => {
+                for (path, golden) in paths(metric, value) {
+                    let r = conn.get(&path).await;
+                    assert_eq!(
+                        strip_timestamps(r.expect_json(200)),
+                        golden,
+                        "{scenario}: {path}"
+                    );
+                }
+            }
+            None => {
+                for (path, _) in paths(metric, "") {
+                    let message = conn.get(&path).await.expect_status(500, "InternalError");
+                    assert!(
+                        message.contains("custom metric batch_pending_jobs failed")
+                            && message.contains("\"batch\""),
+                        "{scenario}: {path}: {message}"
+                    );
+                    assert!(
+                        message.contains("custom-metrics.rhai:"),
+                        "{scenario}: {path}: the message names the script: {message}"
+                    );
+                }
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn example_metrics_have_the_right_values_in_every_scenario() {
+    for (scenario, truth) in &EXAMPLE_TRUTH {
+        example_values_in(scenario, truth).await;
+    }
+}
+
+#[test]
+fn example_truth_covers_every_example_metric() {
+    for (scenario, truth) in &EXAMPLE_TRUTH {
+        let mut names: Vec<&str> = truth.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        assert_eq!(names, EXAMPLE_METRICS, "{scenario}");
+    }
+    let text = std::fs::read_to_string(example()).unwrap();
+    for name in EXAMPLE_METRICS {
+        assert!(
+            text.contains(&format!("\nfn {name}(flux)")),
+            "{name} is not a metric of the example file"
+        );
+    }
+}
+
+#[tokio::test]
+async fn example_metrics_are_listed_in_both_discovery_documents() {
+    let server = start("busy", &[&example()]).await;
+    let names: Vec<&str> = CATALOGUE
+        .iter()
+        .map(|m| m.name)
+        .chain(EXAMPLE_METRICS)
+        .collect();
+    let custom: Vec<Value> = names
+        .iter()
+        .flat_map(|name| {
+            [
+                ("namespaces", false),
+                ("services", true),
+                ("miniclusters.flux-framework.org", true),
+            ]
+            .map(|(resource, namespaced)| {
+                json!({
+                    "name": format!("{resource}/{name}"),
+                    "singularName": "",
+                    "namespaced": namespaced,
+                    "kind": "MetricValueList",
+                    "verbs": ["get"],
+                })
+            })
+        })
+        .collect();
+    for version in ["v1beta2", "v1beta1"] {
+        let path = format!("/apis/custom.metrics.k8s.io/{version}");
+        assert_eq!(
+            server.get(&path).await.expect_json(200),
+            json!({
+                "kind": "APIResourceList",
+                "apiVersion": "v1",
+                "groupVersion": format!("custom.metrics.k8s.io/{version}"),
+                "resources": custom,
+            }),
+            "{path}"
+        );
+    }
+    let external: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            json!({
+                "name": name,
+                "singularName": "",
+                "namespaced": true,
+                "kind": "ExternalMetricValueList",
+                "verbs": ["get"],
+            })
+        })
+        .collect();
+    assert_eq!(
+        server.get(EXTERNAL).await.expect_json(200),
+        json!({
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": "external.metrics.k8s.io/v1beta1",
+            "resources": external,
+        })
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn example_metrics_are_prometheus_gauges() {
+    let server = start("busy", &[&example()]).await;
+    let r = server.get("/metrics").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    for (name, sample) in [
+        ("my_custom_metric_name", Some("5")),
+        ("cores_allocated_fraction", Some("0.375")),
+        ("offline_nodes_count", Some("0")),
+        // The script fails in `busy` (no queue batch): a gauge without a sample.
+        ("batch_pending_jobs", None),
+    ] {
+        let gauge = format!("flux_{name}");
+        assert!(
+            lines.contains(&format!("# TYPE {gauge} gauge").as_str()),
+            "{gauge} has no TYPE line:\n{text}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("# HELP {gauge} "))),
+            "{gauge} has no HELP line:\n{text}"
+        );
+        let samples: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{gauge} ")))
+            .collect();
+        match sample {
+            Some(v) => assert_eq!(samples, [&format!("{gauge} {v}")], "{text}"),
+            None => assert!(samples.is_empty(), "{text}"),
+        }
+    }
+    assert!(
+        lines.contains(&"# HELP flux_my_custom_metric_name Free cores on up nodes (the Python tool's example metric)."),
+        "the help text is the function's doc comment:\n{text}"
+    );
+    assert!(
+        !text.contains("offline_ranks"),
+        "a private helper is not a metric:\n{text}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_selector_on_a_custom_metric_is_a_bad_request() {
+    let server = start("gpus-queues", &[&example()]).await;
+    for path in [
+        format!(
+            "{V1BETA2}/namespaces/ns/metrics/my_custom_metric_name?metricLabelSelector=queue%3Dx"
+        ),
+        format!(
+            "{V1BETA1}/namespaces/ns/metrics/batch_pending_jobs?metricLabelSelector=queue%3Dbatch"
+        ),
+        format!("{EXTERNAL}/namespaces/ns/my_custom_metric_name?labelSelector=queue%3Dx"),
+    ] {
+        let message = server.get(&path).await.expect_status(400, "BadRequest");
+        assert!(message.contains("has no labels"), "{path}: {message}");
+    }
+    // An empty selector is no selector.
+    let r = server
+        .get(&format!(
+            "{V1BETA2}/namespaces/ns/metrics/my_custom_metric_name?metricLabelSelector="
+        ))
+        .await;
+    assert_eq!(value_of(&r), "5");
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Startup errors of the binary
+
+/// What `flux-metrics-api start` printed before it exited.
+struct Run {
+    output: Output,
+}
+
+impl Run {
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts a non-zero exit without a panic; returns stderr.
+    fn failed(&self) -> String {
+        let stderr = self.stderr();
+        assert!(
+            !self.output.status.success(),
+            "expected a failure, got {:?}\nstderr:\n{stderr}",
+            self.output.status
+        );
+        assert!(
+            !stderr.contains("panicked"),
+            "the program panicked:\n{stderr}"
+        );
+        stderr
+    }
+}
+
+/// `start` on an ephemeral port replaying `idle` with the custom metric files `files`; it must
+/// exit within 20 s (killed and failed otherwise: a server that starts serves until stopped).
+fn start_binary(files: &[&Path]) -> Run {
+    let replay = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/idle");
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "start",
+        "--insecure-http",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ])
+    .arg("--replay")
+    .arg(&replay)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for f in files {
+        cmd.arg("--custom-metric").arg(f);
+    }
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FLUX_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    let child = cmd.spawn().expect("starting the binary");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(output) => Run {
+            output: output.expect("waiting for the binary"),
+        },
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("`start --custom-metric {files:?}` still ran after 20 s");
+        }
+    }
+}
+
+#[test]
+fn a_file_that_does_not_parse_stops_the_start_with_file_line_and_column() {
+    let dir = TempDir::new("custom-syntax");
+    let path = script(
+        &dir,
+        "broken.rhai",
+        "fn fine(flux) { 1 }\nfn broken(flux) {\n  let x = ;\n}\n",
+    );
+    let stderr = start_binary(&[&path]).failed();
+    // Line 3, column 11: the `;` where an expression should be.
+    let at = format!("{}:3:11", path.display());
+    assert!(stderr.contains(&at), "no {at} in:\n{stderr}");
+}
+
+#[test]
+fn a_function_named_like_a_built_in_metric_stops_the_start_naming_file_and_function() {
+    let dir = TempDir::new("custom-builtin");
+    let path = script(&dir, "clash.rhai", "fn node_up_count(flux) { 1 }\n");
+    let stderr = start_binary(&[&path]).failed();
+    let file = path.display().to_string();
+    assert!(
+        stderr.contains(&file) && stderr.contains("node_up_count") && stderr.contains("built-in"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_upper_case_function_name_stops_the_start() {
+    let dir = TempDir::new("custom-upper");
+    let path = script(
+        &dir,
+        "upper.rhai",
+        "fn Free_Cores(flux) { flux.free.cores }\n",
+    );
+    let stderr = start_binary(&[&path]).failed();
+    let file = path.display().to_string();
+    assert!(
+        stderr.contains(&file)
+            && stderr.contains("Free_Cores")
+            && stderr.contains("not a valid metric name"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_same_metric_in_two_files_stops_the_start_naming_both() {
+    let dir = TempDir::new("custom-twice");
+    let a = script(&dir, "a.rhai", "fn twice(flux) { 1 }\n");
+    let b = script(&dir, "b.rhai", "fn twice(flux) { 2 }\n");
+    let stderr = start_binary(&[&a, &b]).failed();
+    for f in [&a, &b] {
+        assert!(
+            stderr.contains(&f.display().to_string()),
+            "{} not named:\n{stderr}",
+            f.display()
+        );
+    }
+    assert!(stderr.contains("twice"), "{stderr}");
+}
+
+#[test]
+fn a_missing_file_stops_the_start_naming_it() {
+    let dir = TempDir::new("custom-missing");
+    let path = dir.path().join("not-there.rhai");
+    let stderr = start_binary(&[&example(), &path]).failed();
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run-time errors and limits
+
+/// Scripts that fail in each way, next to ones that work.
+const FAILING: &str = r#"fn thrower(flux) {
+    throw "the script says no";
+}
+
+fn text(flux) { "twelve" }
+
+fn huge(flux) {
+    let s = "x";
+    loop { s += s; }
+}
+
+fn fine(flux) { 42 }
+
+/// Free cores, as the example.
+fn free_cores(flux) { flux.free.cores }
+"#;
+
+#[tokio::test]
+async fn a_failing_function_answers_500_with_the_scripts_message_and_others_answer() {
+    let dir = TempDir::new("custom-failing");
+    let path = script(&dir, "failing.rhai", FAILING);
+    let server = start("busy", &[&path]).await;
+    let mut conn = server.client().connect().await;
+
+    let message = conn
+        .get(&v1beta2("thrower"))
+        .await
+        .expect_status(500, "InternalError");
+    assert!(
+        message.contains("custom metric thrower failed") && message.contains("the script says no"),
+        "{message}"
+    );
+    let at = format!("{}:2:5", path.display());
+    assert!(message.contains(&at), "no {at} in {message}");
+    // The same on the other paths.
+    for (p, _) in paths("thrower", "") {
+        let m = conn.get(&p).await.expect_status(500, "InternalError");
+        assert!(m.contains("the script says no"), "{p}: {m}");
+    }
+
+    let message = conn
+        .get(&v1beta2("text"))
+        .await
+        .expect_status(500, "InternalError");
+    assert!(
+        message.contains("not a number") && message.contains("\"twelve\""),
+        "{message}"
+    );
+
+    let asked = Instant::now();
+    let message = conn
+        .get(&v1beta2("huge"))
+        .await
+        .expect_status(500, "InternalError");
+    assert!(
+        message.contains("custom metric huge was stopped"),
+        "{message}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "a huge allocation took {:?} to stop",
+        asked.elapsed()
+    );
+
+    // Everything else is unaffected, on the same connection.
+    assert_eq!(value_of(&conn.get(&v1beta2("node_up_count")).await), "4");
+    assert_eq!(value_of(&conn.get(&v1beta2("fine")).await), "42");
+    assert_eq!(value_of(&conn.get(&v1beta2("free_cores")).await), "5");
+    for (p, golden) in paths("fine", "42") {
+        assert_eq!(
+            strip_timestamps(conn.get(&p).await.expect_json(200)),
+            golden
+        );
+    }
+    // An unknown metric is still a 404, not a script error.
+    let message = conn
+        .get(&v1beta2("not_a_metric"))
+        .await
+        .expect_status(404, "NotFound");
+    assert!(message.contains("not_a_metric"), "{message}");
+    server.shutdown().await;
+}
+
+/// Endless loops: `spin` copies a 1 MB string on every turn, so it runs into the time limit long
+/// before the operation limit (10 million operations) whatever the build and the machine's
+/// speed; `tight` is the plainest endless loop, stopped by whichever limit comes first.
+const ENDLESS: &str = r#"fn spin(flux) {
+    let s = "";
+    s.pad(1000000, "x");
+    loop {
+        let copy = s + "y";
+    }
+}
+
+fn tight(flux) {
+    loop {}
+}
+
+fn fine(flux) { 42 }
+"#;
+
+/// `GET path` on `conn`, with how long the answer took.
+async fn timed(conn: &mut common::Conn, path: &str) -> (Reply, Duration) {
+    let asked = Instant::now();
+    let r = conn.get(path).await;
+    (r, asked.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_answers_500_after_the_timeout() {
+    let dir = TempDir::new("custom-endless");
+    let path = script(&dir, "endless.rhai", ENDLESS);
+    let server = start_with("busy", &[&path], Duration::from_millis(300)).await;
+    let mut other = server.client().connect().await;
+    assert_eq!(value_of(&other.get(&v1beta2("node_up_count")).await), "4");
+
+    for metric in ["spin", "tight"] {
+        let mut conn = server.client().connect().await;
+        let path = v1beta2(metric);
+        let spinning = tokio::spawn(async move { timed(&mut conn, &path).await });
+        // Meanwhile, built-in and other custom metrics answer.
+        assert_eq!(value_of(&other.get(&v1beta2("node_up_count")).await), "4");
+        assert_eq!(value_of(&other.get(&v1beta2("fine")).await), "42");
+
+        let (r, took) = spinning.await.expect("the spinning request");
+        let message = r.expect_status(500, "InternalError");
+        assert!(
+            message.contains(&format!("custom metric {metric} was stopped")),
+            "{message}"
+        );
+        if metric == "spin" {
+            assert!(
+                message.contains("ran longer than 300ms (--custom-metric-timeout)"),
+                "{message}"
+            );
+        }
+        // The history sampler may have started the evaluation before the request came, and
+        // the request then shares it: no lower bound.
+        assert!(
+            took < Duration::from_millis(1500),
+            "{metric}: the endless loop answered after {took:?}"
+        );
+    }
+    // And after.
+    assert_eq!(value_of(&other.get(&v1beta2("node_up_count")).await), "4");
+    assert_eq!(value_of(&other.get(&v1beta2("fine")).await), "42");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_keeps_answering_while_a_script_loops_and_requests_share_its_evaluation() {
+    // The default 2 s timeout leaves a wide window to show that nothing waits for the loop.
+    let timeout = Duration::from_secs(2);
+    let dir = TempDir::new("custom-endless-2s");
+    let path = script(&dir, "endless.rhai", ENDLESS);
+    let server = start("elastic", &[&path]).await;
+    let mut first = server.client().connect().await;
+    let mut second = server.client().connect().await;
+    let mut other = server.client().connect().await;
+    assert_eq!(value_of(&other.get(&v1beta2("node_up_count")).await), "4");
+
+    let started = Instant::now();
+    let one = tokio::spawn(async move { timed(&mut first, &v1beta2("spin")).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for metric in ["node_up_count", "node_down_count", "fine"] {
+        let r = other.get(&v1beta2(metric)).await;
+        assert_eq!(r.status, 200, "{metric} while a script loops: {}", r.text());
+    }
+    // A new connection, health and discovery, too.
+    assert_eq!(server.get("/readyz").await.status, 200);
+    assert_eq!(server.get(EXTERNAL).await.status, 200);
+    assert!(
+        !one.is_finished(),
+        "the loop answered before its timeout, or the other requests took {:?}",
+        started.elapsed()
+    );
+    // A second request for the same metric, well into the first evaluation, waits for that
+    // evaluation instead of starting its own: it answers when the first does, sooner than the
+    // timeout after it was sent.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let two = tokio::spawn(async move { timed(&mut second, &v1beta2("spin")).await });
+    let (r1, took1) = one.await.expect("the first request");
+    let (r2, took2) = two.await.expect("the second request");
+    for r in [&r1, &r2] {
+        let message = r.expect_status(500, "InternalError");
+        assert!(
+            message.contains("custom metric spin was stopped: ran longer than 2s"),
+            "{message}"
+        );
+    }
+    assert!(
+        took1 < timeout + Duration::from_millis(1500),
+        "the endless loop answered after {took1:?}"
+    );
+    assert!(
+        took2 + Duration::from_millis(400) < timeout,
+        "the second request took {took2:?}: it ran an evaluation of its own"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_requests_for_one_custom_metric_agree() {
+    let server = start("elastic", &[&example()]).await;
+    let conn = server.client_with(Proto::Http2).connect().await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            // Half multiplexed on one HTTP/2 connection, half on connections of their own.
+            let shared = if i % 2 == 0 { conn.h2_clone() } else { None };
+            let client = server.client();
+            tokio::spawn(async move {
+                let mut c = match shared {
+                    Some(c) => c,
+                    None => client.connect().await,
+                };
+                c.get(&v1beta2("cores_allocated_fraction")).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(value_of(&t.await.expect("a request")), "625m");
+    }
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reload
+
+/// Polls `path` until `check` accepts the answer, at most `limit`; returns how long it took.
+async fn until(
+    server: &Server,
+    path: &str,
+    limit: Duration,
+    check: impl Fn(&Reply) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = server.get(path).await;
+        if check(&r) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "GET {path}: not the expected answer within {limit:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether the v1beta2 discovery document lists `metric`.
+fn lists(r: &Reply, metric: &str) -> bool {
+    r.status == 200
+        && r.json()["resources"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["name"] == format!("namespaces/{metric}"))
+        })
+}
+
+#[tokio::test]
+async fn an_edited_file_is_served_without_a_restart_and_a_broken_edit_keeps_the_last_good() {
+    // The watcher looks every second and values are cached for --max-age (1 s here): a change
+    // is served within about 2 s; the limit leaves room for a loaded machine.
+    let limit = Duration::from_secs(5);
+    let dir = TempDir::new("custom-reload");
+    let path = script(&dir, "reload.rhai", "fn answer(flux) { 1 }\n");
+    let server = start("busy", &[&path]).await;
+    assert_eq!(value_of(&server.get(&v1beta2("answer")).await), "1");
+    assert!(!lists(&server.get(V1BETA2).await, "added"));
+    // Let the watcher take its first look before the file changes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    std::fs::write(&path, "fn answer(flux) { 2 }\n\nfn added(flux) { 0.5 }\n").unwrap();
+    let took = until(&server, &v1beta2("answer"), limit, |r| {
+        r.status == 200 && value_of(r) == "2"
+    })
+    .await;
+    eprintln!("an edit was served after {took:?}");
+    assert!(lists(&server.get(V1BETA2).await, "added"));
+    assert_eq!(value_of(&server.get(&v1beta2("added")).await), "500m");
+
+    // A broken edit: the last good version stays, values and discovery alike.
+    std::fs::write(&path, "fn answer(flux) { 3 \n").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(value_of(&server.get(&v1beta2("answer")).await), "2");
+    assert_eq!(value_of(&server.get(&v1beta2("added")).await), "500m");
+    assert!(lists(&server.get(V1BETA2).await, "added"));
+    // So is a good file turned bad by a clashing name.
+    std::fs::write(&path, "fn node_up_count(flux) { 3 }\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(value_of(&server.get(&v1beta2("answer")).await), "2");
+    assert_eq!(value_of(&server.get(&v1beta2("node_up_count")).await), "4");
+
+    // A fixed file with one more function: it appears in both discovery documents.
+    std::fs::write(
+        &path,
+        "fn answer(flux) { 4 }\n\nfn added(flux) { 0.5 }\n\nfn another(flux) { flux.free.cores }\n",
+    )
+    .unwrap();
+    until(&server, V1BETA2, limit, |r| lists(r, "another")).await;
+    let external = server.get(EXTERNAL).await.expect_json(200);
+    assert!(
+        external["resources"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["name"] == "another")),
+        "{external}"
+    );
+    assert_eq!(value_of(&server.get(&v1beta2("another")).await), "5");
+    until(&server, &v1beta2("answer"), limit, |r| {
+        r.status == 200 && value_of(r) == "4"
+    })
+    .await;
+
+    // A function removed by an edit is gone: 404 and out of discovery.
+    std::fs::write(&path, "fn answer(flux) { 4 }\n").unwrap();
+    until(&server, &v1beta2("added"), limit, |r| r.status == 404).await;
+    assert!(!lists(&server.get(V1BETA2).await, "added"));
+    server.shutdown().await;
+}

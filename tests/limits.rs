@@ -1,0 +1,573 @@
+//! Slow and hostile clients, and shutdown: what keeps one client from exhausting the server, and
+//! what a SIGTERM does to requests in flight (issue 5, "Faults").
+//!
+//! Each test sets short limits through the harness's `tweak` closure, so that none runs longer
+//! than a few seconds. Covered elsewhere, not repeated here: a single oversized header line gets
+//! 431 and a GET with a body gets 413 (`tests/api.rs`: `returns_431_for_oversized_headers`,
+//! `returns_413_status_for_a_get_with_a_body`), write methods get 405.
+//!
+//! The "connection limit reached (--max-connections)" warning of `src/server.rs` is not checked:
+//! these tests cannot capture the server's tracing output; they check what a client sees.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Proto, Reply, Server, TempDir};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A metric whose answer needs the broker (unlike discovery and health).
+const METRIC: &str = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/ns/metrics/node_up_count";
+
+/// Slack on top of a server-side timeout before a test calls the server late: generous, because
+/// the two shared cores also run other test binaries.
+const MARGIN: Duration = Duration::from_millis(1500);
+
+/// How a connection ended, as a client sees it.
+#[derive(Debug)]
+struct Closed {
+    /// Time from the start of the wait to the end of the connection.
+    after: Duration,
+    /// What the server sent before closing.
+    data: Vec<u8>,
+}
+
+/// Reads from `io` until the server closes the connection (end of stream, or a reset, or a TLS
+/// stream cut without close_notify); panics if it is still open after `within`.
+async fn wait_closed<S: AsyncRead + Unpin>(io: &mut S, within: Duration) -> Closed {
+    let started = Instant::now();
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = within.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, io.read(&mut chunk)).await {
+            Err(_) => panic!(
+                "the connection was still open after {within:?}; the server sent {:?}",
+                String::from_utf8_lossy(&data)
+            ),
+            Ok(Ok(0) | Err(_)) => {
+                return Closed {
+                    after: started.elapsed(),
+                    data,
+                };
+            }
+            Ok(Ok(n)) => data.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Whether the server has closed `tcp` (end of stream or reset) within `within`; `false` if it
+/// is still open then.
+async fn closed_within(tcp: &mut TcpStream, within: Duration) -> bool {
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(within, tcp.read(&mut byte)).await {
+        Err(_) => false,
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) => panic!("the server sent bytes on a connection that sent nothing"),
+    }
+}
+
+/// Reads one HTTP/1.1 answer with a Content-Length from `io`, leaving the connection open; the
+/// answer's head and body as text.
+async fn read_one_answer<S: AsyncRead + Unpin>(io: &mut S) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .unwrap_or_else(|| panic!("an answer without Content-Length: {head}"))
+                .trim()
+                .parse()
+                .expect("a numeric Content-Length");
+            if buf.len() >= end + 4 + length {
+                assert_eq!(buf.len(), end + 4 + length, "bytes after the answer");
+                return String::from_utf8_lossy(&buf).into_owned();
+            }
+        }
+        let n = tokio::time::timeout(common::IO_TIMEOUT, io.read(&mut chunk))
+            .await
+            .expect("no complete answer in time")
+            .expect("reading the answer");
+        assert!(
+            n > 0,
+            "closed in the middle of an answer: {}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The status code of a raw HTTP/1.1 answer.
+fn status_of(raw: &[u8]) -> u16 {
+    let text = String::from_utf8_lossy(raw);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 answer: {text:?}"))
+}
+
+/// Asserts a 200 metric answer holding one item.
+fn assert_metric_answer(r: &Reply) {
+    let v = r.expect_json(200);
+    assert_eq!(v["kind"], "MetricValueList", "{v}");
+    assert_eq!(v["items"][0]["value"], "4", "{v}");
+}
+
+/// A copy of the `busy` scenario whose simulated broker has `fault`.
+fn replay_with_fault(fault: &str) -> TempDir {
+    let dir = TempDir::with_scenario("busy");
+    std::fs::write(dir.path().join(flux_metrics::broker::FAULT_FILE), fault)
+        .expect("writing the fault file");
+    dir
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_tls_handshakes_are_dropped_after_the_handshake_timeout_and_block_no_one() {
+    let handshake = Duration::from_millis(1500);
+    let server = Server::start("busy", |c| c.limits.handshake_timeout = handshake).await;
+    let started = Instant::now();
+    // Twenty clients connect and never send a ClientHello.
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        stalled.push(TcpStream::connect(server.addr).await.expect("connecting"));
+    }
+    // Another client is served at once, while all twenty are still waiting for their deadline:
+    // the handshakes do not hold up the accept loop.
+    let served = Instant::now();
+    let r = server.get("/healthz").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let took = served.elapsed();
+    assert!(
+        started.elapsed() < handshake,
+        "answered only after {took:?}, when the stalled handshakes had run out"
+    );
+    for tcp in &mut stalled {
+        assert!(
+            !closed_within(tcp, Duration::ZERO).await,
+            "a stalled client was dropped before the handshake timeout"
+        );
+    }
+    // Each stalled client is then dropped, once the timeout has passed.
+    for tcp in &mut stalled {
+        let left = (handshake + MARGIN).saturating_sub(started.elapsed());
+        assert!(
+            closed_within(tcp, left).await,
+            "a stalled TLS handshake was still open {:?} after connecting (timeout {handshake:?})",
+            started.elapsed()
+        );
+    }
+    assert!(
+        started.elapsed() >= handshake,
+        "dropped before the timeout: {:?}",
+        started.elapsed()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_request_head_is_disconnected_after_the_header_timeout() {
+    let header = Duration::from_millis(500);
+    let server = Server::start("busy", |c| c.limits.header_timeout = header).await;
+    let mut tls = server.client_with(Proto::Http1).tls().await;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: a")
+        .await
+        .expect("writing half a request head");
+    tls.flush().await.expect("flushing");
+    let closed = wait_closed(&mut tls, header + MARGIN).await;
+    assert!(
+        closed.after >= header.mul_f32(0.9),
+        "closed after {:?}, before the header timeout",
+        closed.after
+    );
+    // hyper closes without an answer; a 408 would be acceptable too.
+    assert!(
+        closed.data.is_empty() || status_of(&closed.data) == 408,
+        "{:?}",
+        String::from_utf8_lossy(&closed.data)
+    );
+    // The server is fine.
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_kept_alive_http1_connection_is_closed_after_the_header_timeout() {
+    let header = Duration::from_millis(500);
+    let server = Server::start("busy", |c| c.limits.header_timeout = header).await;
+    let mut tls = server.client_with(Proto::Http1).tls().await;
+    for _ in 0..2 {
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .expect("writing a request");
+        let answer = read_one_answer(&mut tls).await;
+        assert_eq!(status_of(answer.as_bytes()), 200, "{answer}");
+    }
+    // Kept alive after two requests, then idle: closed once the header timeout has passed.
+    let closed = wait_closed(&mut tls, header + MARGIN).await;
+    assert!(
+        closed.after >= header.mul_f32(0.9),
+        "closed after {:?}, before the header timeout",
+        closed.after
+    );
+    assert!(closed.data.is_empty(), "{:?}", closed.data);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_silent_after_the_handshake_is_disconnected_after_the_header_timeout() {
+    let header = Duration::from_millis(500);
+    let server = Server::start("busy", |c| c.limits.header_timeout = header).await;
+    let cases: [(Proto, &[u8]); 3] = [
+        (Proto::Http1, b""),
+        (Proto::Http2, b""),
+        (Proto::Http2, b"PRI * HTTP/2.0\r\n"), // the start of the HTTP/2 preface
+    ];
+    for (proto, sent) in cases {
+        let mut tls = server.client_with(proto).tls().await;
+        tls.write_all(sent).await.expect("writing");
+        tls.flush().await.expect("flushing");
+        let closed = wait_closed(&mut tls, header + MARGIN).await;
+        assert!(
+            closed.after >= header.mul_f32(0.9),
+            "{proto:?} {sent:?}: {closed:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection cap
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_are_closed_at_once_until_a_slot_frees() {
+    let server = Server::start("busy", |c| {
+        c.limits.max_connections = 4;
+        c.limits.header_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let client = server.client_with(Proto::Http1);
+    // Four kept-alive connections, each proven open by an answer.
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut conn = client.connect().await;
+        assert_eq!(conn.get("/healthz").await.status, 200);
+        open.push(conn);
+    }
+    // A fifth is closed at once, before any TLS byte.
+    for _ in 0..3 {
+        let mut fifth = TcpStream::connect(server.addr).await.expect("connecting");
+        assert!(
+            closed_within(&mut fifth, Duration::from_secs(1)).await,
+            "a fifth connection was kept with --max-connections 4"
+        );
+    }
+    // The four are still served.
+    for conn in &mut open {
+        assert_eq!(conn.get("/healthz").await.status, 200);
+    }
+    // One leaves: a new connection is served again.
+    drop(open.pop());
+    wait_until_accepted(server.addr).await;
+    assert_eq!(client.get("/healthz").await.status, 200);
+    for conn in &mut open {
+        assert_eq!(conn.get("/healthz").await.status, 200);
+    }
+    server.shutdown().await;
+}
+
+/// Waits (bounded) until a new connection to `addr` is kept rather than closed at once, then
+/// closes it (the server releases its slot as soon as the handshake sees the end of stream).
+async fn wait_until_accepted(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut probe = TcpStream::connect(addr).await.expect("connecting");
+        if !closed_within(&mut probe, Duration::from_millis(300)).await {
+            drop(probe);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection slot freed within 5 s of a client leaving"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Oversized request heads
+
+#[tokio::test]
+async fn a_url_longer_than_the_head_limit_gets_414_or_431_and_the_server_carries_on() {
+    let server = Server::start("busy", |_| {}).await;
+    let path = format!("/apis/{}", "a".repeat(20 * 1024));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let raw = server.client().raw(request.as_bytes()).await;
+    let code = status_of(&raw);
+    assert!(
+        code == 414 || code == 431,
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_small_headers_adding_up_past_the_head_limit_get_431() {
+    let server = Server::start("busy", |_| {}).await;
+    // 40 headers of 512 bytes: none is large, together they pass 16 KiB.
+    let mut request = String::from("GET /apis HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..40 {
+        request.push_str(&format!("X-Filler-{i}: {}\r\n", "b".repeat(512)));
+    }
+    request.push_str("\r\n");
+    let raw = server.client().raw(request.as_bytes()).await;
+    assert_eq!(status_of(&raw), 431, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_many_headers_get_431() {
+    let server = Server::start("busy", |_| {}).await;
+    let mut request = String::from("GET /apis HTTP/1.1\r\nHost: localhost\r\n");
+    for i in 0..150 {
+        request.push_str(&format!("X-{i}: 1\r\n"));
+    }
+    request.push_str("\r\n");
+    let raw = server.client().raw(request.as_bytes()).await;
+    assert_eq!(status_of(&raw), 431, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_finishes_every_request_in_flight_over_http1_and_http2() {
+    let replay = replay_with_fault("delay 1500ms");
+    let server = Server::start(replay.path(), |c| {
+        c.broker.max_age = Duration::ZERO;
+        c.limits.shutdown_grace = Duration::from_secs(8);
+    })
+    .await;
+    // Connections first, so that only the requests are in flight at the signal.
+    let h1 = server.client_with(Proto::Http1);
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        conns.push(h1.connect().await);
+    }
+    let h2 = server.client_with(Proto::Http2).connect().await;
+    for _ in 0..5 {
+        conns.push(h2.h2_clone().expect("an HTTP/2 connection"));
+    }
+    let versions: Vec<_> = conns.iter().map(common::Conn::version).collect();
+    let sent = Instant::now();
+    let requests: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| tokio::spawn(async move { conn.get(METRIC).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let addr = server.addr;
+    let stopping = tokio::spawn(server.shutdown_within(Duration::from_secs(8)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "a new connection was accepted after the shutdown signal"
+    );
+    // The requests are still waiting for the broker, and shutdown waits for them.
+    assert!(
+        sent.elapsed() < Duration::from_millis(1400),
+        "too slow to check"
+    );
+    assert!(
+        !stopping.is_finished(),
+        "run() returned with requests in flight"
+    );
+    for (request, version) in requests.into_iter().zip(versions) {
+        let r = request.await.expect("a request task panicked");
+        assert_eq!(r.version, version);
+        assert_metric_answer(&r);
+    }
+    stopping.await.expect("shutdown failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_grace_bounds_how_long_a_hanging_request_delays_the_end() {
+    let replay = replay_with_fault("hang");
+    let server = Server::start(replay.path(), |c| {
+        c.broker.max_age = Duration::ZERO;
+        c.broker.timeout = Duration::from_secs(10);
+        c.limits.shutdown_grace = Duration::from_millis(500);
+    })
+    .await;
+    let mut conn = server.client_with(Proto::Http1).connect().await;
+    // The request hangs for the 10 s broker timeout; it is abandoned at the end of the test.
+    let request = tokio::spawn(async move { conn.get(METRIC).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!request.is_finished(), "the hanging request already ended");
+    let started = Instant::now();
+    server.shutdown_within(Duration::from_millis(1500)).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "run() returned before the grace period, after {:?}",
+        started.elapsed()
+    );
+    request.abort();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signals to the real binary
+
+const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
+
+/// `GET path` over plain HTTP/1.1 to `port`: the status code and body.
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(8)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    if answer.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let code = status_of(answer.as_bytes());
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    Ok((code, body))
+}
+
+/// `start --insecure-http` on a free port, replaying `replay` with no cache, with `extra` flags;
+/// returns once `/healthz` answers.
+fn start_binary(replay: &TempDir, extra: &[&str]) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--replay")
+        .arg(replay.path())
+        .args(["--insecure-http", "--max-age", "0s", "--quiet"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("FLUX_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd.spawn().expect("starting the server");
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        if let Ok((200, _)) = http_get(port, "/healthz") {
+            return (child, port);
+        }
+        if let Some(status) = child.try_wait().expect("polling the server") {
+            panic!("the server exited before answering: {status:?}");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not answer /healthz within 8 s");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`) to `child` with kill(1).
+fn send_signal(child: &Child, signal: &str) {
+    let killed = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("running kill");
+    assert!(killed.success(), "kill -{signal} failed");
+}
+
+/// Sends `signal` to the binary while a request waits on the (1 s slow) broker; the request gets
+/// its 200 and the binary exits 0.
+fn signal_finishes_the_request_in_flight_then_exits_zero(signal: &str) {
+    let replay = replay_with_fault("delay 1s");
+    let (mut child, port) = start_binary(&replay, &[]);
+    let request = std::thread::spawn(move || http_get(port, METRIC));
+    std::thread::sleep(Duration::from_millis(300));
+    send_signal(&child, signal);
+    let status = wait_exit(&mut child, Duration::from_secs(8));
+    let (code, body) = request
+        .join()
+        .expect("the request thread panicked")
+        .unwrap_or_else(|e| panic!("the request in flight at SIG{signal} was dropped: {e}"));
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+    assert_eq!(v["items"][0]["value"], "4", "{v}");
+    assert_eq!(status.code(), Some(0), "SIG{signal}: {status:?}");
+}
+
+/// Waits (bounded by `within`) for `child` to exit.
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("waiting for the server") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server did not exit within {within:?} of the signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_finishes_the_request_in_flight_then_exits_zero() {
+    signal_finishes_the_request_in_flight_then_exits_zero("INT");
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
+    signal_finishes_the_request_in_flight_then_exits_zero("TERM");
+}
+
+#[test]
+fn sigterm_exits_zero_within_the_grace_period_even_with_a_hanging_request() {
+    let replay = replay_with_fault("hang");
+    let (mut child, port) = start_binary(
+        &replay,
+        &["--flux-timeout", "10s", "--shutdown-grace", "500ms"],
+    );
+    let request = std::thread::spawn(move || http_get(port, METRIC));
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    send_signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(8));
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        took < Duration::from_millis(2500),
+        "exited {took:?} after SIGTERM with --shutdown-grace 500ms"
+    );
+    // The abandoned request gets no answer (its connection closes with the process).
+    let answer = request.join().expect("the request thread panicked");
+    assert!(
+        !matches!(answer, Ok((200, _))),
+        "a hanging request was answered: {answer:?}"
+    );
+}
