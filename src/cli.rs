@@ -101,6 +101,23 @@ pub struct BrokerArgs {
     pub replay: Option<PathBuf>,
 }
 
+/// Custom metric scripts; shared by `start` and `get`.
+#[derive(Debug, Args, Clone)]
+pub struct CustomArgs {
+    /// Rhai script whose public one-parameter functions become metrics (repeatable; see
+    /// example/custom-metrics.rhai)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_CUSTOM_METRIC",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub custom_metric: Vec<PathBuf>,
+    /// Longest run of one custom metric function
+    #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_TIMEOUT", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
+    pub custom_metric_timeout: Duration,
+}
+
 /// Flags of `start`.
 #[derive(Debug, Args, Clone)]
 pub struct StartArgs {
@@ -132,18 +149,9 @@ pub struct StartArgs {
     /// Serve plain HTTP instead of HTTPS (local debugging only: kube-aggregator needs HTTPS)
     #[arg(long, env = "FLUX_METRICS_INSECURE_HTTP", conflicts_with_all = ["ssl_certfile", "ssl_keyfile"])]
     pub insecure_http: bool,
-    /// Rhai script whose public one-parameter functions become metrics (repeatable; see
-    /// example/custom-metrics.rhai)
-    #[arg(
-        long,
-        env = "FLUX_METRICS_CUSTOM_METRIC",
-        value_name = "FILE",
-        value_delimiter = ','
-    )]
-    pub custom_metric: Vec<PathBuf>,
-    /// Longest run of one custom metric function
-    #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_TIMEOUT", default_value = "2s", value_parser = parse_duration, value_name = "DURATION")]
-    pub custom_metric_timeout: Duration,
+    /// Custom metric scripts.
+    #[command(flatten)]
+    pub custom: CustomArgs,
     /// How often every metric is sampled into the in-memory history (for windows, the history
     /// API and the dashboard)
     #[arg(long, env = "FLUX_METRICS_HISTORY_INTERVAL", default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
@@ -215,11 +223,14 @@ pub struct GetArgs {
     /// Metrics to print [default: all]
     pub metrics: Vec<String>,
     /// Output format
-    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    #[arg(long, short, value_enum, default_value_t = Output::Table, env = "FLUX_METRICS_OUTPUT")]
     pub output: Output,
     /// Where broker answers come from.
     #[command(flatten)]
     pub broker: BrokerArgs,
+    /// Custom metric scripts.
+    #[command(flatten)]
+    pub custom: CustomArgs,
 }
 
 /// How the server speaks TLS.
@@ -425,7 +436,7 @@ impl TryFrom<StartArgs> for ServeConfig {
         if a.history_retention < a.history_interval {
             bail!("--history-retention must be at least --history-interval");
         }
-        if a.custom_metric_timeout.is_zero() {
+        if a.custom.custom_metric_timeout.is_zero() {
             bail!("--custom-metric-timeout must be more than 0");
         }
         let tls = match (a.ssl_certfile, a.ssl_keyfile, a.insecure_http) {
@@ -498,8 +509,8 @@ impl TryFrom<StartArgs> for ServeConfig {
                 shutdown_grace: a.shutdown_grace,
             },
             auth,
-            custom_metrics: a.custom_metric,
-            custom_timeout: a.custom_metric_timeout,
+            custom_metrics: a.custom.custom_metric,
+            custom_timeout: a.custom.custom_metric_timeout,
             history_interval: a.history_interval,
             history_retention: a.history_retention,
             api_token_file: a.api_token_file,

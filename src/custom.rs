@@ -121,6 +121,9 @@ pub struct Custom {
     loaded: ArcSwap<Loaded>,
     /// Serializes reloads (the watcher and a caller may race); never held across `.await`.
     reloading: Mutex<()>,
+    /// The files' times and sizes just before `load` read them, where `watch` starts from, so
+    /// that an edit between loading and watching is not missed.
+    stamps_at_load: Vec<Option<(SystemTime, u64)>>,
 }
 
 /// One consistent set of scripts.
@@ -171,6 +174,7 @@ impl Custom {
     ) -> anyhow::Result<Custom> {
         let reserved: Vec<String> = reserved.iter().map(|&r| r.to_owned()).collect();
         let sandbox = Arc::new(Sandbox::new(settings));
+        let stamps_at_load = stamps(files);
         let mut scripts = Vec::with_capacity(files.len());
         let mut metrics = BTreeMap::new();
         for path in files {
@@ -191,6 +195,7 @@ impl Custom {
             sandbox,
             loaded: ArcSwap::from_pointee(Loaded { scripts, metrics }),
             reloading: Mutex::new(()),
+            stamps_at_load,
         })
     }
 
@@ -348,8 +353,9 @@ impl Custom {
     pub fn watch(self: &Arc<Self>) {
         let this = Arc::downgrade(self);
         let files = self.files.clone();
+        let initial = self.stamps_at_load.clone();
         tokio::spawn(async move {
-            let mut seen = stamps(&files).await;
+            let mut seen = initial;
             let mut hangup = Hangup::install();
             let mut tick = tokio::time::interval(WATCH_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -359,7 +365,7 @@ impl Custom {
                         if this.strong_count() == 0 {
                             return;
                         }
-                        let now = stamps(&files).await;
+                        let now = stamps(&files);
                         if now == seen {
                             continue;
                         }
@@ -378,13 +384,14 @@ impl Custom {
 }
 
 /// The modification time and size of each file (`None` when unreadable).
-async fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    let mut out = Vec::with_capacity(files.len());
-    for f in files {
-        let meta = tokio::fs::metadata(f).await.ok();
-        out.push(meta.and_then(|m| Some((m.modified().ok()?, m.len()))));
-    }
-    out
+fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            Some((meta.modified().ok()?, meta.len()))
+        })
+        .collect()
 }
 
 /// SIGHUP as a stream of wake-ups; never fires where it cannot be installed.

@@ -867,3 +867,42 @@ async fn an_edited_file_is_served_without_a_restart_and_a_broken_edit_keeps_the_
     assert!(!lists(&server.get(V1BETA2).await, "added"));
     server.shutdown().await;
 }
+
+#[test]
+fn get_prints_custom_metrics_beside_built_in_ones() {
+    let out = std::process::Command::new(BIN)
+        .args(["get", "-o", "json", "--replay"])
+        .arg(common::fixtures().join("busy"))
+        .arg("--custom-metric")
+        .arg(example())
+        .args([
+            "my_custom_metric_name",
+            "cores_allocated_fraction",
+            "node_up_count",
+        ])
+        .env_remove("FLUX_URI")
+        .output()
+        .expect("running get");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["metrics"]["my_custom_metric_name"], 5);
+    assert_eq!(v["metrics"]["cores_allocated_fraction"], 0.375);
+    assert_eq!(v["metrics"]["node_up_count"], 4);
+
+    // A failing script is reported and makes the exit status non-zero; the rest is printed.
+    let out = std::process::Command::new(BIN)
+        .args(["get", "--replay"])
+        .arg(common::fixtures().join("idle"))
+        .arg("--custom-metric")
+        .arg(example())
+        .env_remove("FLUX_URI")
+        .output()
+        .expect("running get");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_pending_jobs"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("my_custom_metric_name"));
+}
