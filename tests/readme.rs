@@ -1,6 +1,7 @@
 //! Keeps README.md true to the program: its metric catalogue table matches [`CATALOGUE`], its
 //! configuration table matches clap's flags and environment variables, and the test command it
-//! tells newcomers to run is the one `.ci/run` runs.
+//! tells newcomers to run is the one `.ci/run` runs. Keeps manifests/README.md true to the flags
+//! of `certs` and `manifests`.
 //!
 //! Plain text parsing on purpose: the README is Markdown written by people, and a failure here
 //! should name the row to fix.
@@ -197,5 +198,97 @@ fn readme_test_command_is_the_one_ci_runs() {
             readme_cmd,
             "README.md tells newcomers to run another test command than .ci/run"
         );
+    }
+}
+
+/// The long flags of subcommand `sub` that are its own (not the global logging flags, which the
+/// configuration table of README.md documents), with their defaults.
+fn own_flags(sub: &str) -> BTreeMap<String, Option<String>> {
+    let mut cli = Cli::command();
+    cli.build();
+    let global: BTreeSet<String> = cli
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .collect();
+    let cmd = cli
+        .find_subcommand(sub)
+        .unwrap_or_else(|| panic!("no `{sub}` subcommand"));
+    cmd.get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            if matches!(long, "help" | "version") || global.contains(long) {
+                return None;
+            }
+            let default = (arg.get_action().takes_values() && !arg.get_default_values().is_empty())
+                .then(|| {
+                    arg.get_default_values()
+                        .iter()
+                        .map(|d| d.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                });
+            Some((long.to_owned(), default))
+        })
+        .collect()
+}
+
+#[test]
+fn manifests_readme_flag_table_matches_the_manifests_command() {
+    let readme = read("manifests/README.md");
+    let rows = table(&section(&readme, "`flux-metrics-api manifests`"));
+    let mut documented = BTreeMap::new();
+    for row in &rows {
+        assert!(
+            row.len() >= 3,
+            "manifests flag row with too few cells: {row:?}"
+        );
+        let flag = long_flag(&row[0]).unwrap_or_else(|| panic!("no --flag in row {row:?}"));
+        let previous = documented.insert(flag.clone(), unquote(&row[1]).to_owned());
+        assert!(previous.is_none(), "--{flag} is listed twice");
+    }
+    for (flag, default) in own_flags("manifests") {
+        let Some(cell) = documented.remove(&flag) else {
+            panic!("manifests/README.md flag table lacks --{flag} of `manifests`");
+        };
+        match default {
+            Some(d) => assert_eq!(cell, d, "default of --{flag} in manifests/README.md"),
+            None => assert!(
+                matches!(cell.as_str(), "–" | "—"),
+                "--{flag} has no default, manifests/README.md says {cell:?}"
+            ),
+        }
+    }
+    assert!(
+        documented.is_empty(),
+        "manifests/README.md lists flags that `manifests` lacks: {:?}",
+        documented.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn manifests_readme_usage_lines_name_every_flag() {
+    let readme = read("manifests/README.md");
+    for sub in ["certs", "manifests"] {
+        let lines = section(&readme, &format!("`flux-metrics-api {sub}`"));
+        let usage: String = lines
+            .iter()
+            .skip_while(|l| !l.starts_with("$ flux-metrics-api"))
+            .take_while(|l| !l.starts_with("```"))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            usage.starts_with(&format!("$ flux-metrics-api {sub}")),
+            "the `flux-metrics-api {sub}` section of manifests/README.md shows no usage line"
+        );
+        for flag in own_flags(sub).keys() {
+            let word = format!("--{flag}");
+            assert!(
+                usage
+                    .split(|c: char| c.is_whitespace() || "[]()|".contains(c))
+                    .any(|w| w == word),
+                "the usage line of `{sub}` in manifests/README.md lacks {word}"
+            );
+        }
     }
 }
