@@ -64,15 +64,17 @@ validate() {
     done
 }
 
-# Checks that a file is YAML whose documents are all of kind $2 (no schema for custom resources).
+# Checks that a file is YAML whose documents are all of the kinds in $2, comma-separated (no
+# schema for custom resources).
 yaml_kind() {
     "$venv/bin/python" - "$1" "$2" <<'EOF'
 import sys, yaml
 path, kind = sys.argv[1], sys.argv[2]
+kinds = set(kind.split(","))
 docs = [d for d in yaml.safe_load_all(open(path)) if d is not None]
 assert docs, f"{path}: no YAML document"
 for d in docs:
-    assert isinstance(d, dict) and d.get("kind") == kind, f"{path}: not a {kind}: {d!r:.200}"
+    assert isinstance(d, dict) and d.get("kind") in kinds, f"{path}: not a {kind}: {d!r:.200}"
     assert d.get("apiVersion") and d.get("metadata", {}).get("name"), f"{path}: no apiVersion or name"
 print(f"INFO {path} is YAML of kind {kind}")
 EOF
@@ -88,6 +90,10 @@ for f in manifests/*.yaml; do
 done
 validate "${files[@]}"
 yaml_kind manifests/minicluster.yaml MiniCluster
+
+step "example/*.yaml: HPAs against the schemas, KEDA objects as YAML"
+validate example/hpa*.yaml
+yaml_kind example/keda-scaledobject.yaml TriggerAuthentication,ScaledObject
 # A Kustomization has no schema here: check that the files it lists exist.
 "$venv/bin/python" - <<'EOF'
 import os, yaml

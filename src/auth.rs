@@ -249,7 +249,7 @@ pub fn authenticate(peer: &Peer, headers: &HeaderMap) -> Result<Identity, ApiErr
     match peer {
         Peer::Open => Ok(Identity { user: "-".into(), groups: Vec::new() }),
         Peer::NoCertificate => Err(ApiError::Unauthorized(
-            "a client certificate is required: this server only lets in kube-apiserver's front proxy (--requestheader-client-ca-file) and clients of --client-ca-file".into(),
+            "a client certificate signed by a CA this server trusts is required (--requestheader-client-ca-file, --client-ca-file or --authentication-from-cluster)".into(),
         )),
         Peer::Untrusted { cn, reason } => Err(ApiError::Unauthorized(format!(
             "client certificate CN={cn:?} is not accepted: {reason}"

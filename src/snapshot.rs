@@ -408,9 +408,7 @@ pub struct UnknownQueue {
 
 fn unknown_queue_message(queue: &str, known: &[String]) -> String {
     if known.is_empty() {
-        format!(
-            "flux has no queue {queue:?}: this instance has no named queues (omit the queue label)"
-        )
+        format!("flux has no queue {queue:?}: this Flux instance has no named queues")
     } else {
         format!(
             "flux has no queue {queue:?}; its queues are: {}",
