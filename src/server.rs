@@ -84,6 +84,7 @@ pub async fn run(
         custom,
         history,
         api_token,
+        discovery: Default::default(),
     });
     let sampler = tokio::spawn(sample_history(state.clone()));
     let app =

@@ -5,8 +5,13 @@
 //! Every list is built from the metric catalogue, so discovery can never disagree with what the
 //! metric routes serve.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -65,47 +70,78 @@ pub fn group(g: Group) -> Response {
 }
 
 /// Every metric name: the catalogue's, then the custom ones.
-fn all_names(custom: &[(String, String)]) -> impl Iterator<Item = &str> {
+fn all_names(custom: &[String]) -> impl Iterator<Item = &str> {
     CATALOGUE
         .iter()
         .map(|m| m.name)
-        .chain(custom.iter().map(|(n, _)| n.as_str()))
+        .chain(custom.iter().map(String::as_str))
+}
+
+/// The serialized resource lists, rebuilt only when the set of custom metrics changes: the
+/// aggregator probes them often and their JSON is the largest this server writes.
+#[derive(Default)]
+pub struct DiscoveryCache {
+    slots: [ArcSwapOption<(Vec<String>, Bytes)>; 3],
+}
+
+impl DiscoveryCache {
+    fn get(
+        &self,
+        slot: usize,
+        custom: &[String],
+        build: impl FnOnce() -> ApiResourceList,
+    ) -> Response {
+        let cached = self.slots[slot].load();
+        let body = match cached.as_deref() {
+            Some((names, body)) if names.as_slice() == custom => body.clone(),
+            _ => {
+                let body = Bytes::from(serde_json::to_vec(&build()).unwrap_or_default());
+                self.slots[slot].store(Some(Arc::new((custom.to_vec(), body.clone()))));
+                body
+            }
+        };
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
 }
 
 /// `GET /apis/custom.metrics.k8s.io/<version>`: every metric, for each described resource.
-pub fn custom_resources(v: CustomVersion, custom: &[(String, String)]) -> Response {
-    let resources = all_names(custom)
-        .flat_map(|name| {
-            DESCRIBED_RESOURCES
-                .iter()
-                .map(move |(resource, namespaced)| ApiResource {
-                    name: format!("{resource}/{name}"),
-                    singular_name: String::new(),
-                    namespaced: *namespaced,
-                    kind: "MetricValueList",
-                    verbs: vec!["get"],
-                })
-        })
-        .collect();
-    Json(ApiResourceList::new(v.group_version(), resources)).into_response()
+pub fn custom_resources(v: CustomVersion, custom: &[String], cache: &DiscoveryCache) -> Response {
+    let slot = match v {
+        CustomVersion::V1beta2 => 0,
+        CustomVersion::V1beta1 => 1,
+    };
+    cache.get(slot, custom, || {
+        let resources = all_names(custom)
+            .flat_map(|name| {
+                DESCRIBED_RESOURCES
+                    .iter()
+                    .map(move |(resource, namespaced)| ApiResource {
+                        name: format!("{resource}/{name}"),
+                        singular_name: String::new(),
+                        namespaced: *namespaced,
+                        kind: "MetricValueList",
+                        verbs: vec!["get"],
+                    })
+            })
+            .collect();
+        ApiResourceList::new(v.group_version(), resources)
+    })
 }
 
 /// `GET /apis/external.metrics.k8s.io/v1beta1`: every metric.
-pub fn external_resources(custom: &[(String, String)]) -> Response {
-    let resources = all_names(custom)
-        .map(|name| ApiResource {
-            name: name.to_owned(),
-            singular_name: String::new(),
-            namespaced: true,
-            kind: "ExternalMetricValueList",
-            verbs: vec!["get"],
-        })
-        .collect();
-    Json(ApiResourceList::new(
-        "external.metrics.k8s.io/v1beta1",
-        resources,
-    ))
-    .into_response()
+pub fn external_resources(custom: &[String], cache: &DiscoveryCache) -> Response {
+    cache.get(2, custom, || {
+        let resources = all_names(custom)
+            .map(|name| ApiResource {
+                name: name.to_owned(),
+                singular_name: String::new(),
+                namespaced: true,
+                kind: "ExternalMetricValueList",
+                verbs: vec!["get"],
+            })
+            .collect();
+        ApiResourceList::new("external.metrics.k8s.io/v1beta1", resources)
+    })
 }
 
 /// `GET /version`: this program's version in `version.Info` form (kubectl reads it first).

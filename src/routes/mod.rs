@@ -45,6 +45,8 @@ pub struct Inner {
     pub history: Arc<History>,
     /// The bearer token `/metrics`, `/api/v1/*` and `/ui` require, if any.
     pub api_token: Option<String>,
+    /// Serialized discovery documents.
+    pub discovery: discovery::DiscoveryCache,
 }
 
 impl AppState {
@@ -56,6 +58,11 @@ impl AppState {
     /// What custom metric scripts call for `flux.rpc`: the broker thread.
     pub fn host(&self) -> Arc<dyn Host> {
         Arc::new(self.broker.clone())
+    }
+
+    /// The custom metrics' names, sorted.
+    pub fn custom_names(&self) -> Vec<String> {
+        self.custom.as_ref().map(|c| c.names()).unwrap_or_default()
     }
 
     /// Whether `name` is a metric, built-in or custom.
@@ -163,8 +170,15 @@ async fn apis(
     match path::parse(uri.path(), s.api_alias.as_deref())? {
         ApiPath::GroupList => Ok(discovery::group_list()),
         ApiPath::Group(g) => Ok(discovery::group(g)),
-        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(v, &s.custom_metrics())),
-        ApiPath::ExternalResources => Ok(discovery::external_resources(&s.custom_metrics())),
+        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(
+            v,
+            &s.custom_names(),
+            &s.discovery,
+        )),
+        ApiPath::ExternalResources => Ok(discovery::external_resources(
+            &s.custom_names(),
+            &s.discovery,
+        )),
         ApiPath::Custom {
             version,
             object,
