@@ -59,7 +59,7 @@ stop_server() {
 }
 
 kib() { awk -v k="$1" '/^'"$1"':/ {print $2}' "/proc/$server_pid/status"; }
-rounds() { curl -sk "$base/readyz" | sed -n 's/.*rounds: \([0-9]*\),.*/\1/p'; }
+rounds() { curl -sk "$base/readyz" | sed -n 's/^ *rounds: \([0-9]*\),.*/\1/p'; }
 last_round_us() { curl -sk "$base/readyz" | sed -n 's/.*last round took \([0-9]*\)us.*/\1/p'; }
 
 # One measured run: $1 = label, $2 = path, $3 = seconds.

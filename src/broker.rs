@@ -8,7 +8,7 @@
 //! backoff on the next ask; no ask waits longer than the RPC timeout.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -109,11 +109,14 @@ struct Shared {
     stats: Stats,
     settings: Settings,
     description: String,
+    /// Set while a background refresh is queued or running.
+    refreshing: AtomicBool,
 }
 
 struct Ask {
     at: Instant,
-    reply: oneshot::Sender<Result<Arc<Snapshot>, BrokerError>>,
+    /// `None` for a background refresh nobody waits for.
+    reply: Option<oneshot::Sender<Result<Arc<Snapshot>, BrokerError>>>,
 }
 
 /// One RPC asked for by a custom metric script.
@@ -151,6 +154,7 @@ impl Broker {
             stats: Stats::default(),
             settings,
             description,
+            refreshing: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let worker_shared = Arc::clone(&shared);
@@ -171,13 +175,42 @@ impl Broker {
     /// [`BrokerError`]; never waits longer than the RPC timeout.
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, BrokerError> {
         let now = Instant::now();
+        let max_age = self.shared.settings.max_age;
         if let Some(fresh) = self.shared.latest.load().as_ref() {
-            if now.duration_since(fresh.at) < self.shared.settings.max_age {
+            let age = now.duration_since(fresh.at);
+            if age < max_age {
+                return Ok(Arc::clone(&fresh.snapshot));
+            }
+            // Refresh in the background and keep answering with the previous answer while
+            // the round runs, so that requests don't all stall on it when the cache expires;
+            // never when caching is off, after a failed round, or for longer than max_age more.
+            let healthy = self.shared.last_error.load().is_none();
+            if !max_age.is_zero() && healthy && age < max_age * 2 {
+                if !self.shared.refreshing.swap(true, Ordering::AcqRel)
+                    && self
+                        .tx
+                        .send(Msg::Ask(Ask {
+                            at: now,
+                            reply: None,
+                        }))
+                        .is_err()
+                {
+                    return Err(BrokerError::Unavailable(
+                        "the broker thread has stopped".into(),
+                    ));
+                }
                 return Ok(Arc::clone(&fresh.snapshot));
             }
         }
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(Msg::Ask(Ask { at: now, reply })).is_err() {
+        if self
+            .tx
+            .send(Msg::Ask(Ask {
+                at: now,
+                reply: Some(reply),
+            }))
+            .is_err()
+        {
             return Err(BrokerError::Unavailable(
                 "the broker thread has stopped".into(),
             ));
@@ -337,6 +370,12 @@ impl Worker {
 
     /// Answers every queued ask, running at most one round.
     fn serve(&mut self, asks: &mut Vec<Ask>) {
+        self.answer(asks);
+        // Any queued background refresh has now been served by a round or a young answer.
+        self.shared.refreshing.store(false, Ordering::Release);
+    }
+
+    fn answer(&mut self, asks: &mut Vec<Ask>) {
         let max_age = self.shared.settings.max_age;
         // An ask made before the last answer arrived, or within max_age of it, needs no round.
         if let Some(fresh) = self.shared.latest.load_full() {
@@ -344,7 +383,9 @@ impl Worker {
             let (done, waiting): (Vec<Ask>, Vec<Ask>) =
                 asks.drain(..).partition(|ask| young || fresh.at >= ask.at);
             for ask in done {
-                let _ = ask.reply.send(Ok(Arc::clone(&fresh.snapshot)));
+                if let Some(reply) = ask.reply {
+                    let _ = reply.send(Ok(Arc::clone(&fresh.snapshot)));
+                }
             }
             *asks = waiting;
         }
@@ -353,7 +394,9 @@ impl Worker {
         }
         let answer = self.round();
         for ask in asks.drain(..) {
-            let _ = ask.reply.send(answer.clone());
+            if let Some(reply) = ask.reply {
+                let _ = reply.send(answer.clone());
+            }
         }
     }
 
@@ -841,6 +884,36 @@ mod tests {
             (1..=10).contains(&rounds),
             "{rounds} rounds for 200 concurrent asks"
         );
+        b.stop();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_answers_are_refreshed_in_the_background_once() {
+        let dir = scenario_copy("busy");
+        let b = start(&dir, Duration::from_millis(200), Duration::from_secs(5));
+        let first = b.snapshot().await.unwrap();
+        std::fs::write(dir.join(FAULT_FILE), "delay 300ms").unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Expired: the previous answer comes back at once while one round runs behind it.
+        for _ in 0..50 {
+            let started = Instant::now();
+            let s = b.snapshot().await.unwrap();
+            assert!(Arc::ptr_eq(&s, &first));
+            assert!(
+                started.elapsed() < Duration::from_millis(100),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(b.stats().rounds.load(Ordering::Relaxed), 2);
+        let second = b.snapshot().await.unwrap();
+        assert!(!Arc::ptr_eq(&second, &first));
+
+        // Past twice max_age nothing stale is served: the ask waits for its round.
+        std::fs::write(dir.join(FAULT_FILE), "unavailable").unwrap();
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert!(b.snapshot().await.is_err());
         b.stop();
     }
 

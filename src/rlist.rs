@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 ///
 /// Flux instances are far smaller; the cap bounds the memory a hostile or corrupt
 /// answer can make us allocate, since every rank gets its own [`Node`].
-pub const MAX_RANKS: u64 = 1 << 20;
+pub const MAX_RANKS: u64 = 1 << 17;
 
 /// Most id ranges one resource set may store, summed over all ranks' core and gpu idsets.
 ///
@@ -172,6 +172,15 @@ impl IdSet {
     /// The largest id, if any.
     pub fn max(&self) -> Option<u32> {
         self.ranges.last().map(|&(_, hi)| hi)
+    }
+
+    /// The ids in any of `sets`, normalized once (a union per set would be quadratic).
+    pub fn union_all<'a>(sets: impl IntoIterator<Item = &'a IdSet>) -> IdSet {
+        IdSet::from_ranges(
+            sets.into_iter()
+                .flat_map(|s| s.ranges.iter().copied())
+                .collect(),
+        )
     }
 
     /// The ids in either set.
@@ -890,11 +899,11 @@ mod tests {
                 "execution.R_lite[0].children.gpu",
             ),
             (
-                rv1(json!([{"rank": "0-1048576"}])),
+                rv1(json!([{"rank": format!("0-{MAX_RANKS}")}])),
                 "execution.R_lite[0].rank",
             ),
             (
-                rv1(json!([{"rank": "0-1048575"}, {"rank": "0"}])),
+                rv1(json!([{"rank": format!("0-{}", MAX_RANKS - 1)}, {"rank": "0"}])),
                 "execution.R_lite[1].rank",
             ),
         ];
@@ -914,13 +923,14 @@ mod tests {
 
     #[test]
     fn rejects_rv1_that_would_expand_to_too_many_ranges() {
-        let cores: Vec<String> = (0..8).map(|i| (i * 2).to_string()).collect();
-        let v = rv1(json!([{"rank": "0-1048575", "children": {"core": cores.join(",")}}]));
+        let cores: Vec<String> = (0..64).map(|i| (i * 2).to_string()).collect();
+        let ranks = format!("0-{}", MAX_RANKS - 1);
+        let v = rv1(json!([{"rank": ranks, "children": {"core": cores.join(",")}}]));
         assert!(matches!(
             ResourceSet::from_json(&v),
             Err(RlistError::Rv1 { .. })
         ));
-        let v = rv1(json!([{"rank": "0-1048575", "children": {"core": "0-3", "gpu": "0-1"}}]));
+        let v = rv1(json!([{"rank": ranks, "children": {"core": "0-3", "gpu": "0-1"}}]));
         assert_eq!(ResourceSet::from_json(&v).unwrap().nnodes(), MAX_RANKS);
     }
 

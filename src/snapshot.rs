@@ -93,7 +93,9 @@ pub struct JobCounts {
 impl JobCounts {
     /// Jobs waiting to run: DEPEND + PRIORITY + SCHED.
     pub fn pending(&self) -> u64 {
-        self.depend + self.priority + self.sched
+        self.depend
+            .saturating_add(self.priority)
+            .saturating_add(self.sched)
     }
 }
 
@@ -305,14 +307,16 @@ impl Snapshot {
         let free = up.difference(&allocated);
 
         let status: ResourceStatus = json(TOPIC_RESOURCE_STATUS, &a.resource_status)?;
-        let mut drained = IdSet::default();
-        for ranks in status.drain.keys() {
-            let set = IdSet::parse(ranks).map_err(|e| ParseError {
+        let drain_sets = status
+            .drain
+            .keys()
+            .map(|ranks| IdSet::parse(ranks))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ParseError {
                 topic: TOPIC_RESOURCE_STATUS,
                 message: format!("drain: {e}"),
             })?;
-            drained = drained.union(&set);
-        }
+        let drained = IdSet::union_all(&drain_sets);
 
         let nodes = NodeCounts {
             all: all.nnodes(),
@@ -538,6 +542,25 @@ pub(crate) mod tests {
         a.sched_status = a.sched_status.replacen("\"allocated\"", "\"ignored\"", 1);
         let s = Snapshot::parse(&a, Utc::now()).unwrap();
         assert_eq!(s.nodes.allocated, 0);
+    }
+
+    #[test]
+    fn huge_counters_saturate_instead_of_overflowing() {
+        let mut a = answers("idle");
+        a.job_stats = r#"{"job_states": {"depend": 18446744073709551615, "sched": 1}}"#.into();
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!(s.jobs.pending(), u64::MAX);
+    }
+
+    #[test]
+    fn many_drain_entries_are_merged_in_one_pass() {
+        let mut a = answers("idle");
+        let drain: Vec<String> = (0..50_000)
+            .map(|r| format!("\"{}\": {{\"reason\": \"x\"}}", r * 2))
+            .collect();
+        a.resource_status = format!("{{\"drain\": {{{}}}}}", drain.join(","));
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!(s.nodes.drained, 50_000);
     }
 
     #[test]
