@@ -4,6 +4,8 @@
 # Usage: scripts/bench.sh [--duration SECONDS] [--connections N] [--soak SECONDS] [--out FILE]
 #   FLUX_URI set (inside a Flux instance): also measures live broker rounds.
 # Results are printed as a Markdown table (and appended to --out when given).
+# With two or more cores the server (one worker thread, its default) runs on CPU 0 and wrk on
+# CPU 1, so that they measure each other rather than fight over the same core.
 set -euo pipefail
 
 usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -45,7 +47,7 @@ trap cleanup EXIT
 start_server() {
   local source=(--replay "$1")
   [ "$1" = live ] && source=()
-  "$bin" start --quiet --host 127.0.0.1 --port "$port" "${source[@]}" 2>"$work/server.log" &
+  $pin_server "$bin" start --quiet --host 127.0.0.1 --port "$port" "${source[@]}" 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do
     curl -skf "$base/healthz" >/dev/null 2>&1 && return 0
@@ -66,23 +68,30 @@ last_round_us() { curl -sk "$base/readyz" | sed -n 's/.*last round took \([0-9]*
 measure() {
   local label=$1 path=$2 secs=$3 r0 r1 report rps p50 p99 max errors
   r0=$(rounds)
-  report=$(wrk -t2 -c"$connections" -d"${secs}s" --latency "$base$path")
+  report=$($pin_wrk wrk -t1 -c"$connections" -d"${secs}s" --latency "$base$path")
   r1=$(rounds)
   rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$report")
+  total=$(awk '/requests in/ {print $1}' <<<"$report")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$report")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
   max=$(awk '$1 == "Latency" {print $4}' <<<"$report")
   errors=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$report")
-  printf '| %s | %s | %s | %s | %s | %s MiB | %s MiB | %s | %s |\n' \
-    "$label" "$rps" "$p50" "$p99" "$max" \
+  printf '| %s | %s | %s | %s | %s | %s | %s MiB | %s MiB | %s | %s |\n' \
+    "$label" "$rps" "$total" "$p50" "$p99" "$max" \
     "$(( $(kib VmHWM) / 1024 ))" "$(( $(kib VmRSS) / 1024 ))" \
     "$(( r1 - r0 )) in ${secs}s" "${errors:-none}"
 }
 
-echo "flux-metrics-api $($bin version), $(nproc) cores, wrk -t2 -c$connections, ${duration}s per row, $(date -u +%FT%TZ)"
+pin_server=""
+pin_wrk=""
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  pin_server="taskset -c 0"
+  pin_wrk="taskset -c 1"
+fi
+echo "flux-metrics-api $($bin version), $(nproc) cores, wrk -t1 -c$connections${pin_wrk:+ (server on CPU 0, wrk on CPU 1)}, ${duration}s per row, $(date -u +%FT%TZ)"
 echo
-echo '| scenario | requests/s | p50 | p99 | max | peak RSS | RSS after | broker rounds | errors |'
-echo '|---|---|---|---|---|---|---|---|---|'
+echo '| scenario | requests/s | requests | p50 | p99 | max | peak RSS | RSS after | broker rounds | errors |'
+echo '|---|---|---|---|---|---|---|---|---|---|'
 {
   start_server tests/fixtures/busy
   measure "custom metric on a Service (busy)" \

@@ -43,7 +43,11 @@ fn main() -> ExitCode {
 fn start(args: flux_metrics::cli::StartArgs) -> anyhow::Result<()> {
     let config = ServeConfig::try_from(args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
+        .thread_name("flux-metrics-api")
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
             .await

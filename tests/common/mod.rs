@@ -209,6 +209,7 @@ pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> ServeConfig {
             shutdown_grace: Duration::from_secs(5),
         },
         auth: AuthSource::Open,
+        threads: 2,
         custom_metrics: Vec::new(),
         custom_timeout: Duration::from_secs(2),
         history_interval: Duration::from_secs(15),
