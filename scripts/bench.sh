@@ -43,11 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the server on $port; $1 = replay directory, or "live" for $FLUX_URI.
+# Starts the server on $port; $1 = replay directory, or "live" for $FLUX_URI; more flags after.
 start_server() {
   local source=(--replay "$1")
   [ "$1" = live ] && source=()
-  $pin_server "$bin" start --quiet --host 127.0.0.1 --port "$port" "${source[@]}" 2>"$work/server.log" &
+  shift
+  $pin_server "$bin" start --quiet --host 127.0.0.1 --port "$port" "${source[@]}" "$@" 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 100); do
     curl -skf "$base/healthz" >/dev/null 2>&1 && return 0
@@ -111,6 +112,23 @@ echo '|---|---|---|---|---|---|---|---|---|---|'
   start_server tests/fixtures/busy
   measure "soak, ${soak}s (busy)" \
     /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count "$soak"
+  stop_server
+  # The broker hangs for 4 s under load, then comes back (replay fault file, --flux-timeout 1s).
+  cp -r tests/fixtures/busy "$work/faulty"
+  start_server "$work/faulty" --flux-timeout 1s --max-age 250ms
+  metric="$base/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count"
+  (
+    sleep 2; echo hang >"$work/faulty/fault"; sleep 4; rm -f "$work/faulty/fault"
+    back=$(date +%s%N)
+    until curl -skf -o /dev/null "$metric"; do sleep 0.02; done
+    echo $(( ($(date +%s%N) - back) / 1000000 )) >"$work/recovered_ms"
+  ) &
+  fault_pid=$!
+  measure "broker hangs 4s under load (timeout 1s)" \
+    /apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count 10
+  wait "$fault_pid"
+  echo
+  echo "broker hang under load: no answer took longer than the max above (bounded by --flux-timeout 1s); answers were 200 again $(cat "$work/recovered_ms") ms after the broker came back, without a restart"
   stop_server
   if [ -n "${FLUX_URI:-}" ]; then
     start_server live

@@ -306,7 +306,7 @@ impl crate::custom::Host for Broker {
 /// Backoff between failed attempts: short, so that answers resume within about a second of the
 /// broker coming back.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// One way of getting a round of answers (a live handle or a replay directory).
 trait Connection {
