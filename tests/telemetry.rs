@@ -143,6 +143,10 @@ async fn window_selector_averages_history_and_sets_window_seconds() {
         ))
         .await
         .expect_json(200);
+    assert_eq!(
+        v["items"][0]["metric"]["selector"]["matchLabels"]["window"], "30s",
+        "{v}"
+    );
     assert_eq!(v["items"][0]["windowSeconds"], 30, "{v}");
     assert_eq!(v["items"][0]["value"], "5", "{v}");
     let v = server

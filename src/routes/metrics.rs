@@ -247,9 +247,7 @@ pub async fn custom(
     let item = MetricValue {
         described_object: described_object(object),
         name: name.to_owned(),
-        selector: queue.map(|q| LabelSelector {
-            match_labels: BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]),
-        }),
+        selector: echoed_selector(queue, window),
         timestamp,
         window_seconds: window,
         value,
@@ -259,6 +257,20 @@ pub async fn custom(
         items: vec![item],
     })
     .into_response())
+}
+
+/// The metric selector an answer was narrowed by, as upstream echoes it (`null` when none).
+fn echoed_selector(queue: Option<String>, window: Option<i64>) -> Option<LabelSelector> {
+    let mut labels = BTreeMap::new();
+    if let Some(q) = queue {
+        labels.insert(QUEUE_LABEL.to_owned(), q);
+    }
+    if let Some(w) = window {
+        labels.insert(WINDOW_LABEL.to_owned(), format!("{w}s"));
+    }
+    (!labels.is_empty()).then_some(LabelSelector {
+        match_labels: labels,
+    })
 }
 
 /// `GET /apis/external.metrics.k8s.io/v1beta1/namespaces/<ns>/<metric>`: one item per series
