@@ -576,6 +576,17 @@ impl Live {
                 disconnected: true,
             };
         }
+        if is_enosys(e) {
+            // No module serves the topic: a broker still starting up (seen on every restart:
+            // the socket answers before the resource and job-list modules are loaded), or one
+            // without them. Either way there is nothing to serve yet.
+            return RoundError {
+                error: BrokerError::Unavailable(format!(
+                    "{topic}: {e} (is the instance still starting, or is its module not loaded?)"
+                )),
+                disconnected: false,
+            };
+        }
         RoundError {
             error: BrokerError::Rpc {
                 topic,

@@ -255,6 +255,15 @@ impl Custom {
             // own timeout ends it, and the script stops at its next operation.
             Err(_) => Err(timeout_error(&metric.name, settings)),
         };
+        if let Err(e) = &result {
+            // Once per change of error, not once per request.
+            let repeated = cache
+                .as_ref()
+                .is_some_and(|c| c.result.as_ref().err() == Some(e));
+            if !repeated {
+                tracing::warn!(metric = %metric.name, error = %e, "custom metric failed");
+            }
+        }
         *cache = Some(Cached {
             finished: Instant::now(),
             result: result.clone(),

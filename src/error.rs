@@ -100,9 +100,8 @@ impl From<crate::custom::CustomError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, _) = self.code_and_reason();
-        if code.is_server_error() {
-            tracing::warn!(code = code.as_u16(), error = %self, "request failed");
-        }
+        // Not logged here: the access log has every answer's code, and the broker thread logs
+        // each failure once when it starts, so an outage under load is not a warning a request.
         (code, Json(self.status())).into_response()
     }
 }
