@@ -23,8 +23,6 @@ pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's private key.
     pub key: PrivateKeyDer<'static>,
-    /// PEM of the CA that signed a generated leaf (`None` for files given by the user).
-    pub generated_ca_pem: Option<String>,
 }
 
 /// Reads a PEM certificate chain and private key.
@@ -48,11 +46,7 @@ pub fn load_files(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .with_context(|| format!("parsing --ssl-keyfile {}", key.display()))?
         .with_context(|| format!("--ssl-keyfile {} holds no PEM private key", key.display()))?;
-    Ok(Identity {
-        chain,
-        key,
-        generated_ca_pem: None,
-    })
+    Ok(Identity { chain, key })
 }
 
 /// Generates a CA and a serving certificate for `names` (DNS names or IP addresses), valid for
@@ -100,7 +94,6 @@ pub fn generate(names: &[String]) -> anyhow::Result<Identity> {
         chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
         key: PrivateKeyDer::try_from(key.serialize_der())
             .map_err(|e| anyhow::anyhow!("serialising the generated key: {e}"))?,
-        generated_ca_pem: Some(ca_cert.pem()),
     })
 }
 
@@ -268,7 +261,6 @@ async fn build(
         (_, Some((chain, key))) => Identity {
             chain: chain.clone(),
             key: key.clone_key(),
-            generated_ca_pem: None,
         },
         (TlsSource::Files { cert, key }, None) => load_files(cert, key)?,
         _ => bail!("no certificate to serve"),
