@@ -50,6 +50,7 @@ pub async fn run(
     let tls = TlsState::load(config.tls.clone(), config.auth.clone()).await?;
     let reloader = tls.as_ref().map(TlsState::spawn_reloader);
     let custom = load_custom(&config)?;
+    let api_token = read_token(config.api_token_file.as_deref())?;
     let broker = Broker::start(config.broker.clone()).context("starting the broker thread")?;
     if broker.is_replay() {
         tracing::warn!(
@@ -72,7 +73,6 @@ pub async fn run(
             "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
         );
     }
-    let api_token = read_token(config.api_token_file.as_deref())?;
     let history = Arc::new(History::new(
         config.history_interval,
         config.history_retention,
