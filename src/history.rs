@@ -184,7 +184,8 @@ impl History {
         out
     }
 
-    /// The mean of a series over the last `window`, and how many samples it took.
+    /// The mean of a series over the last `window`, and the span its samples cover (at most
+    /// `window`, at least one interval).
     ///
     /// # Errors
     /// A window longer than the retention, or no sample in it yet.
@@ -193,7 +194,7 @@ impl History {
         key: &SeriesKey,
         window: Duration,
         now: DateTime<Utc>,
-    ) -> Result<(f64, usize), HistoryError> {
+    ) -> Result<(f64, Duration), HistoryError> {
         if window > self.retention {
             return Err(HistoryError::TooLong {
                 window: window.as_secs(),
@@ -201,12 +202,12 @@ impl History {
             });
         }
         let since = now - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
-        let points: Vec<f64> = self
+        let in_window: Vec<(DateTime<Utc>, f64)> = self
             .points(key)
             .into_iter()
             .filter(|(t, _)| *t >= since)
-            .map(|(_, v)| v)
             .collect();
+        let points: Vec<f64> = in_window.iter().map(|(_, v)| *v).collect();
         if points.is_empty() {
             let name = match &key.queue {
                 Some(q) => format!("{}{{queue={q}}}", key.metric),
@@ -214,10 +215,15 @@ impl History {
             };
             return Err(HistoryError::NoSamples(name));
         }
-        Ok((
-            points.iter().sum::<f64>() / points.len() as f64,
-            points.len(),
-        ))
+        // The span the samples really cover: shorter than the window while history fills up
+        // (each sample stands for one interval).
+        let oldest = in_window.first().map_or(now, |(t, _)| *t);
+        let covered = (now - oldest)
+            .to_std()
+            .unwrap_or_default()
+            .max(self.interval)
+            .min(window);
+        Ok((points.iter().sum::<f64>() / points.len() as f64, covered))
     }
 
     /// Approximate bytes held by the samples.
@@ -317,10 +323,13 @@ mod tests {
             h.record(&s, &[]);
         }
         let k = key("node_up_count", None);
-        assert_eq!(h.average(&k, Duration::from_secs(20), at(35)), Ok((2.5, 2)));
+        assert_eq!(
+            h.average(&k, Duration::from_secs(20), at(35)),
+            Ok((2.5, Duration::from_secs(20)))
+        );
         assert_eq!(
             h.average(&k, Duration::from_secs(300), at(35)),
-            Ok((3.0, 3))
+            Ok((3.0, Duration::from_secs(35)))
         );
         assert!(matches!(
             h.average(&k, Duration::from_secs(7200), at(35)),

@@ -147,18 +147,26 @@ async fn window_selector_averages_history_and_sets_window_seconds() {
         v["items"][0]["metric"]["selector"]["matchLabels"]["window"], "30s",
         "{v}"
     );
-    assert_eq!(v["items"][0]["windowSeconds"], 30, "{v}");
+    // Only ~1.5 s of history exists: the answer says what its average really covers.
+    let covered = v["items"][0]["windowSeconds"].as_i64().unwrap();
+    assert!((1..=3).contains(&covered), "{v}");
     assert_eq!(v["items"][0]["value"], "5", "{v}");
     let v = server
         .get("/apis/custom.metrics.k8s.io/v1beta1/namespaces/ns/metrics/node_cores_free_count?metricLabelSelector=window%3D30s")
         .await
         .expect_json(200);
-    assert_eq!(v["items"][0]["window"], 30, "{v}");
+    assert!(
+        (1..=30).contains(&v["items"][0]["window"].as_i64().unwrap()),
+        "{v}"
+    );
     let v = server
         .get(&format!("{EXTERNAL}/namespaces/ns/job_queue_state_sched_count?labelSelector=queue%3Ddebug,window%3D20s"))
         .await
         .expect_json(200);
-    assert_eq!(v["items"][0]["window"], 20, "{v}");
+    assert!(
+        (1..=20).contains(&v["items"][0]["window"].as_i64().unwrap()),
+        "{v}"
+    );
     assert_eq!(v["items"][0]["value"], "2", "{v}");
     assert_eq!(v["items"][0]["metricLabels"]["queue"], "debug", "{v}");
     for (selector, word) in [

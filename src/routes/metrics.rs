@@ -111,7 +111,8 @@ type SeriesValue = (Option<String>, String);
 struct Values {
     series: Vec<SeriesValue>,
     timestamp: Time,
-    window: Option<i64>,
+    /// The window asked for, and the span the history really covered (shorter while it fills).
+    window: Option<(i64, i64)>,
 }
 
 /// The label that asks for an average over a recent window (`window=5m`), instead of the
@@ -166,6 +167,7 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
         return Ok(None);
     };
     let mut series = Vec::with_capacity(queues.len());
+    let mut covered = window;
     for queue in queues {
         let text = match window {
             Some(w) => {
@@ -173,10 +175,11 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
                     metric: name.to_owned(),
                     queue: queue.clone(),
                 };
-                let (avg, _) = s
+                let (avg, span) = s
                     .history
                     .average(&key, w, Utc::now())
                     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                covered = covered.map(|c| c.min(span));
                 quantity::format_f64(avg).map_err(|e| ApiError::Internal(e.to_string()))?
             }
             None => match metrics::find(name) {
@@ -193,7 +196,8 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
         };
         series.push((queue, text));
     }
-    let window = window.map(|w| i64::try_from(w.as_secs()).unwrap_or(i64::MAX));
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let window = window.zip(covered).map(|(w, c)| (secs(w), secs(c)));
     Ok(Some(Values {
         series,
         timestamp: Time(snapshot.taken_at),
@@ -247,9 +251,9 @@ pub async fn custom(
     let item = MetricValue {
         described_object: described_object(object),
         name: name.to_owned(),
-        selector: echoed_selector(queue, window),
+        selector: echoed_selector(queue, window.map(|(asked, _)| asked)),
         timestamp,
-        window_seconds: window,
+        window_seconds: window.map(|(_, covered)| covered),
         value,
     };
     Ok(Json(MetricValueList {
@@ -306,7 +310,7 @@ pub async fn external(
                 .map(|q| BTreeMap::from([(QUEUE_LABEL.to_owned(), q)]))
                 .unwrap_or_default(),
             timestamp,
-            window_seconds: window,
+            window_seconds: window.map(|(_, covered)| covered),
             value,
         })
         .collect();
