@@ -204,6 +204,11 @@ impl Custom {
         self.loaded.load().metrics.keys().cloned().collect()
     }
 
+    /// Whether `name` is a current custom metric (without copying every name).
+    pub fn contains(&self, name: &str) -> bool {
+        self.loaded.load().metrics.contains_key(name)
+    }
+
     /// The help text of metric `name`: its function's `///` doc comment, or
     /// "custom metric from FILE" when it has none.
     pub fn help(&self, name: &str) -> Option<String> {

@@ -152,11 +152,7 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
             Series::Whole => vec![None],
             Series::Queues(q) => q.into_iter().map(Some).collect(),
         }
-    } else if s
-        .custom
-        .as_ref()
-        .is_some_and(|c| c.names().iter().any(|n| n == name))
-    {
+    } else if s.has_metric(name) {
         if !selector.is_empty() {
             return Err(ApiError::BadRequest(format!(
                 "custom metric {name} has no labels: drop the selector {selector}"

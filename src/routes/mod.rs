@@ -68,10 +68,7 @@ impl AppState {
     /// Whether `name` is a metric, built-in or custom.
     pub fn has_metric(&self, name: &str) -> bool {
         crate::metrics::find(name).is_some()
-            || self
-                .custom
-                .as_ref()
-                .is_some_and(|c| c.names().iter().any(|n| n == name))
+            || self.custom.as_ref().is_some_and(|c| c.contains(name))
     }
 
     /// The custom metrics' names and help texts, sorted by name.
