@@ -27,10 +27,10 @@ fn main() -> ExitCode {
             println!("{}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Get(args) => flux_metrics::get::run(&args),
-        Command::Certs(args) => flux_metrics::deploy::certs(&args).map(|()| ExitCode::SUCCESS),
+        Command::Get(args) => flux_metrics::cli::get::run(&args),
+        Command::Certs(args) => flux_metrics::cli::deploy::certs(&args).map(|()| ExitCode::SUCCESS),
         Command::Manifests(args) => {
-            flux_metrics::deploy::manifests(&args).map(|()| ExitCode::SUCCESS)
+            flux_metrics::cli::deploy::manifests(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Start(args) => start(*args).map(|()| ExitCode::SUCCESS),
     };

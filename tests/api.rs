@@ -11,8 +11,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Proto, Reply, SCENARIOS, Server, TempDir, full, strip_timestamps};
-use flux_metrics::broker::Source;
-use flux_metrics::metrics::CATALOGUE;
+use flux_metrics::source::broker::Source;
+use flux_metrics::source::catalogue::CATALOGUE;
 use hyper::Version;
 use serde_json::{Value, json};
 

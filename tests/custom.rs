@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Proto, Reply, Server, TempDir, strip_timestamps};
-use flux_metrics::metrics::CATALOGUE;
+use flux_metrics::source::catalogue::CATALOGUE;
 use serde_json::{Value, json};
 
 const V1BETA2: &str = "/apis/custom.metrics.k8s.io/v1beta2";

@@ -282,7 +282,7 @@ fn manifests_embed_the_ca_from_certs() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let yaml = stdout(&out);
-    let line = format!("  caBundle: {}\n", flux_metrics::deploy::base64(&ca));
+    let line = format!("  caBundle: {}\n", flux_metrics::cli::deploy::base64(&ca));
     assert_eq!(yaml.matches(&line).count(), 3, "{yaml}");
     assert!(!yaml.contains("insecureSkipTLSVerify"), "{yaml}");
     assert!(yaml.contains("    job-name: lammps\n"), "{yaml}");

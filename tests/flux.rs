@@ -28,7 +28,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use flux_metrics::metrics::CATALOGUE;
+use flux_metrics::source::catalogue::CATALOGUE;
 
 const SKIPPED: &str = "SKIPPED: tests/flux.rs needs a Flux instance: put flux-core's bin directory on PATH (and FLUX_CORE_LIB if libflux-core.so.2 is not on the loader path)";
 

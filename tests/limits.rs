@@ -123,8 +123,11 @@ fn assert_metric_answer(r: &Reply) {
 /// A copy of the `busy` scenario whose simulated broker has `fault`.
 fn replay_with_fault(fault: &str) -> TempDir {
     let dir = TempDir::with_scenario("busy");
-    std::fs::write(dir.path().join(flux_metrics::broker::FAULT_FILE), fault)
-        .expect("writing the fault file");
+    std::fs::write(
+        dir.path().join(flux_metrics::source::broker::FAULT_FILE),
+        fault,
+    )
+    .expect("writing the fault file");
     dir
 }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 use flux_metrics::cli::Cli;
-use flux_metrics::metrics::CATALOGUE;
+use flux_metrics::source::catalogue::CATALOGUE;
 
 fn read(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);

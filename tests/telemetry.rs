@@ -54,7 +54,7 @@ async fn prometheus_exposition_has_flux_gauges_and_server_health() {
 #[tokio::test]
 async fn prometheus_exposition_survives_a_missing_broker() {
     let server = Server::start("idle", |c| {
-        c.broker.source = flux_metrics::broker::Source::Live {
+        c.broker.source = flux_metrics::source::broker::Source::Live {
             library: Some("/nonexistent/libflux-core.so.2".into()),
             uri: None,
         };

@@ -217,7 +217,7 @@ async fn dashboard_renders_in_headless_chromium() {
     let cards = dom.matches(" data-metric=\"").count();
     assert_eq!(
         cards,
-        flux_metrics::metrics::CATALOGUE.len(),
+        flux_metrics::source::catalogue::CATALOGUE.len(),
         "one card per metric"
     );
     assert!(

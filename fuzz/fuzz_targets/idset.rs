@@ -7,7 +7,7 @@
 //! (union, intersection, difference, subset) is checked against itself.
 #![no_main]
 
-use flux_metrics::rlist::{IdSet, hostlist_count};
+use flux_metrics::source::rlist::{IdSet, hostlist_count};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -5,9 +5,9 @@
 //! see is exactly what was asked); a parsed query re-encoded parses to the same query.
 #![no_main]
 
-use flux_metrics::error::ApiError;
-use flux_metrics::k8s::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
-use flux_metrics::path::{self, ApiPath, Group};
+use flux_metrics::api::error::ApiError;
+use flux_metrics::api::types::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
+use flux_metrics::api::path::{self, ApiPath, Group};
 use libfuzzer_sys::fuzz_target;
 
 const ALIAS: &str = "/a/b";

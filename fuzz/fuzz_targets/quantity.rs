@@ -6,7 +6,7 @@
 //! next nano.
 #![no_main]
 
-use flux_metrics::quantity::{format_f64, format_int};
+use flux_metrics::api::quantity::{format_f64, format_int};
 use libfuzzer_sys::fuzz_target;
 
 const SUFFIXES: [(&str, i32); 9] = [

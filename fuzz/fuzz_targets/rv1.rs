@@ -7,7 +7,7 @@
 //! between them.
 #![no_main]
 
-use flux_metrics::rlist::{MAX_RANKS, ResourceSet};
+use flux_metrics::source::rlist::{MAX_RANKS, ResourceSet};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

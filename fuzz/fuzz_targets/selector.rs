@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use flux_metrics::selector::{Operator, Selector};
+use flux_metrics::api::selector::{Operator, Selector};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -12,9 +12,9 @@
 //! queue, is computed without panicking and formats as a quantity.
 #![no_main]
 
-use flux_metrics::metrics::CATALOGUE;
-use flux_metrics::quantity;
-use flux_metrics::snapshot::{Answers, Snapshot};
+use flux_metrics::source::catalogue::CATALOGUE;
+use flux_metrics::api::quantity;
+use flux_metrics::source::snapshot::{Answers, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use flux_metrics::broker::{Settings, Source};
 use flux_metrics::cli::{AuthSource, Limits, ServeConfig, TlsSource};
+use flux_metrics::source::broker::{Settings, Source};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;

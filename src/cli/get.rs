@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::broker::{Broker, Settings};
 use crate::cli::{GetArgs, Output};
 use crate::custom::Custom;
-use crate::metrics::{self, CATALOGUE};
-use crate::snapshot::Snapshot;
+use crate::source::broker::{Broker, Settings};
+use crate::source::catalogue::{self as metrics, CATALOGUE};
+use crate::source::snapshot::Snapshot;
 
 /// One printed value.
 struct Row {
@@ -194,7 +194,7 @@ fn json(rows: &[Row], source: &str, s: &Snapshot) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
 
     #[test]
     fn table_lists_queue_rows_after_the_total() {

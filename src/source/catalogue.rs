@@ -3,7 +3,7 @@
 //! Discovery, the metric routes, `flux-metrics-api get`, the OpenAPI document and the README's
 //! table all read [`CATALOGUE`]; a test keeps the README in step with it.
 
-use crate::snapshot::{JobCounts, NodeCounts, Snapshot, UnknownQueue};
+use crate::source::snapshot::{JobCounts, NodeCounts, Snapshot, UnknownQueue};
 
 /// The label that narrows a job metric to one Flux queue.
 pub const QUEUE_LABEL: &str = "queue";
@@ -214,7 +214,7 @@ pub fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
 
     #[test]
     fn names_are_unique_and_valid() {

@@ -6,8 +6,8 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::error::ApiError;
-use crate::k8s::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
+use crate::api::error::ApiError;
+use crate::api::types::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
 
 /// Which of the two API groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::k8s::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
-use crate::metrics::CATALOGUE;
-use crate::routes::discovery::DESCRIBED_RESOURCES;
+use crate::api::routes::discovery::DESCRIBED_RESOURCES;
+use crate::api::types::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
+use crate::source::catalogue::CATALOGUE;
 
 /// Swagger 2.0 document of every path this server serves (served at GET /openapi/v2).
 pub fn v2() -> Value {

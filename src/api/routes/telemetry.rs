@@ -15,8 +15,8 @@ use axum::routing::get;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::AppState;
-use crate::error::ApiError;
-use crate::history::{self, Aggregate, SeriesKey};
+use crate::api::error::ApiError;
+use crate::ops::history::{self, Aggregate, SeriesKey};
 
 /// Telemetry routes (and the dashboard's), behind the bearer token when one is configured.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -89,8 +89,8 @@ async fn prometheus(State(s): State<AppState>) -> Response {
 /// help texts; 503/500 Status when the broker fails.
 async fn values(State(s): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = s.broker.snapshot().await?;
-    let mut doc = crate::get::values_json(s.broker.description(), &snapshot);
-    let mut help: serde_json::Map<String, serde_json::Value> = crate::metrics::CATALOGUE
+    let mut doc = crate::cli::get::values_json(s.broker.description(), &snapshot);
+    let mut help: serde_json::Map<String, serde_json::Value> = crate::source::catalogue::CATALOGUE
         .iter()
         .map(|m| (m.name.to_owned(), m.help.into()))
         .collect();
@@ -221,7 +221,7 @@ async fn history(
         ApiError::BadRequest(format!("agg={agg_text:?}: use avg, min, max or last"))
     })?;
     if let Some(queue) = &q.queue {
-        let known = crate::metrics::find(&metric).is_some_and(|m| m.has_queue_label());
+        let known = crate::source::catalogue::find(&metric).is_some_and(|m| m.has_queue_label());
         if !known {
             return Err(ApiError::BadRequest(format!(
                 "metric {metric} has no queue label"

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::broker::Broker;
-use crate::metrics::CATALOGUE;
-use crate::snapshot::Snapshot;
+use crate::source::broker::Broker;
+use crate::source::catalogue::CATALOGUE;
+use crate::source::snapshot::Snapshot;
 
 /// The kinds of request counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,7 +322,7 @@ fn escape_label(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
 
     #[test]
     fn routes_are_classified() {
@@ -362,8 +362,8 @@ mod tests {
         t.record(Route::Custom, 200, Duration::from_millis(3));
         t.record(Route::Custom, 418, Duration::from_millis(3));
         let mut out = String::new();
-        let broker = crate::broker::Broker::start(crate::broker::Settings {
-            source: crate::broker::Source::Replay("/nonexistent".into()),
+        let broker = crate::source::broker::Broker::start(crate::source::broker::Settings {
+            source: crate::source::broker::Source::Replay("/nonexistent".into()),
             max_age: Duration::ZERO,
             timeout: Duration::from_secs(1),
         })

@@ -16,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
-use crate::k8s::{
+use crate::api::openapi;
+use crate::api::path::Group;
+use crate::api::types::{
     ApiGroup, ApiGroupList, ApiResource, ApiResourceList, CUSTOM_GROUP, CustomVersion,
     EXTERNAL_GROUP, EXTERNAL_VERSION, VersionInfo,
 };
-use crate::metrics::CATALOGUE;
-use crate::openapi;
-use crate::path::Group;
+use crate::source::catalogue::CATALOGUE;
 
 /// The objects a custom metric is listed for in discovery, with whether they are namespaced.
 /// Any object may be asked about (a Flux metric describes the whole instance); these are the
@@ -181,10 +181,12 @@ async fn openapi_v3() -> Response {
 /// `GET /openapi/v3/apis/<group>/<version>`.
 async fn openapi_v3_group_version(
     axum::extract::Path((group, version)): axum::extract::Path<(String, String)>,
-) -> Result<Response, crate::error::ApiError> {
+) -> Result<Response, crate::api::error::ApiError> {
     openapi::v3(&group, &version)
         .map(|d| Json(d).into_response())
         .ok_or_else(|| {
-            crate::error::ApiError::NotFound(format!("no OpenAPI document for {group}/{version}"))
+            crate::api::error::ApiError::NotFound(format!(
+                "no OpenAPI document for {group}/{version}"
+            ))
         })
 }

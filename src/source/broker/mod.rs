@@ -18,7 +18,7 @@ use arc_swap::ArcSwapOption;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
-use crate::snapshot::{
+use crate::source::snapshot::{
     Answers, ParseError, Snapshot, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS,
     TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD, job_list_payload,
 };

@@ -15,9 +15,9 @@ use arc_swap::ArcSwap;
 use rhai::packages::{Package as _, StandardPackage};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FnAccess, INT, Map, Position};
 
-use crate::metrics::is_valid_name;
-use crate::rlist::{IdSet, ResourceSet, hostlist_count};
-use crate::snapshot::{JobCounts, Snapshot};
+use crate::source::catalogue::is_valid_name;
+use crate::source::rlist::{IdSet, ResourceSet, hostlist_count};
+use crate::source::snapshot::{JobCounts, Snapshot};
 
 /// Longest string a script may build (bytes).
 const MAX_STRING_SIZE: usize = 1 << 20;
@@ -877,7 +877,7 @@ fn run_error(metric: &Metric, settings: &Settings, err: &EvalAltResult) -> Custo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Answers RPCs from `tests/fixtures/<scenario>/<topic>.json`, counting calls; topic `slow`

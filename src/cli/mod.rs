@@ -11,7 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::broker::{Settings, Source};
+use crate::source::broker::{Settings, Source};
+
+pub mod deploy;
+pub mod get;
 
 /// The standard root of the custom metrics v1beta2 API (the Python tool's `--api-path` default).
 pub const DEFAULT_API_PATH: &str = "/apis/custom.metrics.k8s.io/v1beta2";

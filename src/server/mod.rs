@@ -5,13 +5,17 @@
 //! knobs a server facing slow or hostile clients needs: a header-read timeout, a cap on header
 //! size, a cap on concurrent connections, and a bounded grace period at shutdown.
 
+pub mod auth;
+pub mod cluster;
+pub mod tls;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::auth::{Identity, Peer};
-use crate::tls::{Loaded, TlsState};
+use crate::server::auth::{Identity, Peer};
+use crate::server::tls::{Loaded, TlsState};
 use anyhow::Context;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -25,14 +29,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::broker::Broker;
+use crate::api::routes::{self, AppState, Inner};
 use crate::cli::{Limits, ServeConfig};
 use crate::custom::Custom;
-use crate::history::History;
-use crate::metrics::CATALOGUE;
-use crate::routes::{self, AppState, Inner};
-use crate::telemetry::Route;
-use crate::telemetry::Telemetry;
+use crate::ops::history::History;
+use crate::ops::telemetry::Route;
+use crate::ops::telemetry::Telemetry;
+use crate::source::broker::Broker;
+use crate::source::catalogue::CATALOGUE;
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;

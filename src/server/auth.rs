@@ -20,7 +20,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// Headers of the front-proxy protocol.
 const REMOTE_USER: &str = "x-remote-user";

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::metrics::CATALOGUE;
-use crate::snapshot::Snapshot;
+use crate::source::catalogue::CATALOGUE;
+use crate::source::snapshot::Snapshot;
 
 /// One series: a metric, for the whole instance or one queue.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -269,7 +269,7 @@ pub fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()

@@ -14,17 +14,17 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::error::ApiError;
-use crate::history::SeriesKey;
-use crate::k8s::{
+use crate::api::error::ApiError;
+use crate::api::path::{Object, Query};
+use crate::api::quantity;
+use crate::api::selector::{Operator, Selector};
+use crate::api::types::{
     CustomVersion, ExternalMetricValue, ExternalMetricValueList, LabelSelector, MetricValue,
     MetricValueList, ObjectReference, Time,
 };
-use crate::metrics::{self, Metric, QUEUE_LABEL};
-use crate::path::{Object, Query};
-use crate::quantity;
-use crate::selector::{Operator, Selector};
-use crate::snapshot::Snapshot;
+use crate::ops::history::SeriesKey;
+use crate::source::catalogue::{self as metrics, Metric, QUEUE_LABEL};
+use crate::source::snapshot::Snapshot;
 
 /// Which series of a metric a selector asks for: the whole instance, or some queues.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,7 +360,7 @@ pub fn described_object(o: &Object) -> ObjectReference {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::tests::snapshot;
+    use crate::source::snapshot::tests::snapshot;
 
     fn sel(s: &str) -> Selector {
         Selector::parse(s).unwrap()

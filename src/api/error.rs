@@ -7,9 +7,9 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::broker::BrokerError;
-use crate::k8s::{Reason, Status};
-use crate::metrics::ValueError;
+use crate::api::types::{Reason, Status};
+use crate::source::broker::BrokerError;
+use crate::source::catalogue::ValueError;
 
 /// A failed request.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]

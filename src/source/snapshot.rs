@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::rlist::{IdSet, ResourceSet};
+use crate::source::rlist::{IdSet, ResourceSet};
 
 /// RPC topic of the scheduler's view of resources (all / down / allocated).
 pub const TOPIC_SCHED_STATUS: &str = "resource.sched-status";

@@ -1,7 +1,7 @@
 //! The HTTP surface: `router(state)` merges every route, so the served paths read in one place.
 //!
 //! Health, version and OpenAPI have fixed paths; everything under `/apis` (and the `--api-path`
-//! alias) goes through one handler, which parses the path with [`crate::path`] rather than axum's
+//! alias) goes through one handler, which parses the path with [`crate::api::path`] rather than axum's
 //! matcher, so that percent-encoding, wildcards and errors follow Kubernetes' rules.
 
 pub mod discovery;
@@ -19,13 +19,13 @@ use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::{self, Peer};
-use crate::broker::Broker;
+use crate::api::error::ApiError;
+use crate::api::path::{self, ApiPath};
 use crate::custom::{Custom, Host};
-use crate::error::ApiError;
-use crate::history::History;
-use crate::path::{self, ApiPath};
-use crate::telemetry::Telemetry;
+use crate::ops::history::History;
+use crate::ops::telemetry::Telemetry;
+use crate::server::auth::{self, Peer};
+use crate::source::broker::Broker;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -67,7 +67,7 @@ impl AppState {
 
     /// Whether `name` is a metric, built-in or custom.
     pub fn has_metric(&self, name: &str) -> bool {
-        crate::metrics::find(name).is_some()
+        crate::source::catalogue::find(name).is_some()
             || self.custom.as_ref().is_some_and(|c| c.contains(name))
     }
 
@@ -110,7 +110,7 @@ pub fn router(state: AppState) -> Router {
 /// probes carry no client certificate.
 const OPEN_PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
 
-/// Lets a request through if its connection's client certificate (see [`crate::auth`]) allows
+/// Lets a request through if its connection's client certificate (see [`crate::server::auth`]) allows
 /// it; records who it is for the access log. `X-Remote-*` headers from anyone but the front
 /// proxy are dropped.
 async fn authorize(mut req: Request, next: Next) -> Response {

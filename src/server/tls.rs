@@ -1,5 +1,5 @@
 //! TLS: the rustls server configuration, from PEM files or from a certificate generated at start,
-//! with the client certificate rules of [`crate::auth`], reloaded when the files change.
+//! with the client certificate rules of [`crate::server::auth`], reloaded when the files change.
 //!
 //! A generated certificate is signed by a generated CA rather than being its own CA, because
 //! rustls-based clients (kube-rs, oha) refuse a self-signed certificate used as an end entity.
@@ -14,8 +14,8 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::Trust;
 use crate::cli::{AuthSource, TlsSource};
+use crate::server::auth::Trust;
 
 /// A certificate chain and its key.
 pub struct Identity {
@@ -290,7 +290,7 @@ async fn build(
             )?))
         }
         AuthSource::Cluster => {
-            let c = crate::cluster::fetch().await?;
+            let c = crate::server::cluster::fetch().await?;
             Some(Arc::new(Trust::from_pem(
                 c.client_ca
                     .as_deref()

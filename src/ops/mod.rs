@@ -1,0 +1,4 @@
+//! What operators read.
+
+pub mod history;
+pub mod telemetry;

@@ -1,0 +1,6 @@
+//! The Flux side.
+
+pub mod broker;
+pub mod catalogue;
+pub mod rlist;
+pub mod snapshot;

@@ -1,0 +1,1 @@
+//! Small syntaxes shared by every layer.
