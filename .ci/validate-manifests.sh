@@ -7,7 +7,7 @@
 #   for. The MiniCluster (a custom resource) is checked to be YAML of kind MiniCluster only.
 # - So is what `flux-metrics-api manifests` prints: with --insecure-skip-tls-verify, with a
 #   --ca-file made by `flux-metrics-api certs` and a --service-account, with an --endpoint (as
-#   scripts/develop.sh uses it), and the commented-out example HPA at its end, uncommented.
+#   scripts/develop.sh uses it), with an --external-name (as scripts/k8s-e2e.sh uses it), and the commented-out example HPA at its end, uncommented.
 # - kustomization.yaml must list files that exist; with kubectl present, its build is validated.
 # - shellcheck (Debian package, installed with apt-get when missing) over scripts/*.sh and .ci/*.
 #
@@ -122,9 +122,12 @@ bin="$(cargo metadata --format-version 1 --no-deps \
     --minicluster lammps --service-account flux-metrics --port 9443 \
     --ca-file "$tmp/certs/ca.crt" >"$tmp/ca-file.yaml"
 "$bin" --quiet manifests --endpoint 172.18.0.1 --insecure-skip-tls-verify >"$tmp/endpoint.yaml"
+"$bin" --quiet manifests --external-name localhost --port 18443 --insecure-skip-tls-verify \
+    >"$tmp/external-name.yaml"
 # The example HPA at the end, uncommented (from its `# ---` on).
 sed -n '/^# ---$/,$ s/^# \{0,1\}//p' "$tmp/insecure.yaml" >"$tmp/example-hpa.yaml"
-validate "$tmp/insecure.yaml" "$tmp/ca-file.yaml" "$tmp/endpoint.yaml" "$tmp/example-hpa.yaml"
+validate "$tmp/insecure.yaml" "$tmp/ca-file.yaml" "$tmp/endpoint.yaml" "$tmp/external-name.yaml" \
+    "$tmp/example-hpa.yaml"
 grep -q '^kind: ServiceAccount$' "$tmp/ca-file.yaml" || {
     echo "FAILED: --service-account flux-metrics printed no ServiceAccount" >&2
     exit 1

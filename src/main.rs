@@ -5,7 +5,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flux_metrics::cli::{Cli, Command, LogFormat, ServeConfig};
+use flux_metrics::cli::{Cli, Command, LogFormat};
+use flux_metrics::server::config::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -28,9 +29,9 @@ fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Get(args) => flux_metrics::cli::get::run(&args),
-        Command::Certs(args) => flux_metrics::cli::deploy::certs(&args).map(|()| ExitCode::SUCCESS),
+        Command::Certs(args) => flux_metrics::cli::certs::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Manifests(args) => {
-            flux_metrics::cli::deploy::manifests(&args).map(|()| ExitCode::SUCCESS)
+            flux_metrics::cli::manifests::run(&args).map(|()| ExitCode::SUCCESS)
         }
         Command::Start(args) => start(*args).map(|()| ExitCode::SUCCESS),
     };
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn start(args: flux_metrics::cli::StartArgs) -> anyhow::Result<()> {
-    let config = ServeConfig::try_from(args)?;
+    let config = Config::try_from(args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)

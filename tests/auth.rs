@@ -7,45 +7,33 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::{Server, TempDir};
-use flux_metrics::cli::AuthSource;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use flux_metrics::server::config::AuthSource;
+use flux_metrics::server::pki::{Ca, Validity};
 
 const METRIC: &str = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/ns/metrics/node_up_count";
 
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+fn ca(name: &str) -> Ca {
+    Ca::new(name, validity()).unwrap()
 }
 
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    Ca {
-        cert: p.self_signed(&key).unwrap(),
-        key,
-    }
+fn validity() -> Validity {
+    Validity::days_from(SystemTime::now(), 1).unwrap()
 }
 
 /// A client certificate (PEM chain, PEM key) signed by `ca`.
 fn client(ca: &Ca, cn: &str, org: Option<&str>, expired: bool) -> (String, String) {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    if let Some(o) = org {
-        p.distinguished_name.push(DnType::OrganizationName, o);
-    }
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    if expired {
-        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-    }
-    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    (cert.pem(), key.serialize_pem())
+    let validity = if expired {
+        let long_ago = SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800); // 2000-01-01
+        Validity::days_from(long_ago, 365).unwrap()
+    } else {
+        validity()
+    };
+    let orgs: Vec<&str> = org.into_iter().collect();
+    let issued = ca.issue_client(cn, &orgs, validity).unwrap();
+    (issued.cert_pem, issued.key_pem)
 }
 
 fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
@@ -58,8 +46,8 @@ fn write(dir: &TempDir, name: &str, text: &str) -> PathBuf {
 async fn only_trusted_certificates_reach_the_api() {
     let (front_ca, users_ca, stranger_ca) = (ca("front-proxy-ca"), ca("client-ca"), ca("stranger"));
     let dir = TempDir::new("auth");
-    let rh = write(&dir, "rh.crt", &front_ca.cert.pem());
-    let cl = write(&dir, "cl.crt", &users_ca.cert.pem());
+    let rh = write(&dir, "rh.crt", &front_ca.issued().cert_pem);
+    let cl = write(&dir, "cl.crt", &users_ca.issued().cert_pem);
     let server = Server::start("busy", |c| {
         c.auth = AuthSource::Files {
             client_ca: Some(cl.clone()),
@@ -128,7 +116,7 @@ async fn only_trusted_certificates_reach_the_api() {
 async fn rotated_files_are_served_without_failed_requests() {
     let (ca1, ca2) = (ca("ca-one"), ca("ca-two"));
     let dir = TempDir::new("rotate");
-    let cl = write(&dir, "client-ca.crt", &ca1.cert.pem());
+    let cl = write(&dir, "client-ca.crt", &ca1.issued().cert_pem);
     let server = Server::start("idle", |c| {
         c.auth = AuthSource::Files {
             client_ca: Some(cl.clone()),
@@ -167,7 +155,11 @@ async fn rotated_files_are_served_without_failed_requests() {
         })
     };
     // Both CAs, as a rotation publishes them, then only the new one.
-    std::fs::write(&cl, format!("{}{}", ca1.cert.pem(), ca2.cert.pem())).unwrap();
+    std::fs::write(
+        &cl,
+        format!("{}{}", ca1.issued().cert_pem, ca2.issued().cert_pem),
+    )
+    .unwrap();
     let c2 = server.client_with_certificate(&two.0, &two.1);
     let mut accepted = false;
     for _ in 0..50 {

@@ -282,7 +282,7 @@ fn manifests_embed_the_ca_from_certs() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let yaml = stdout(&out);
-    let line = format!("  caBundle: {}\n", flux_metrics::cli::deploy::base64(&ca));
+    let line = format!("  caBundle: {}\n", flux_metrics::server::pki::base64(&ca));
     assert_eq!(yaml.matches(&line).count(), 3, "{yaml}");
     assert!(!yaml.contains("insecureSkipTLSVerify"), "{yaml}");
     assert!(yaml.contains("    job-name: lammps\n"), "{yaml}");
@@ -458,10 +458,7 @@ impl Drop for Server {
 /// `GET path` over TLS, verified against `ca_pem` for `name`; returns the status line.
 async fn rustls_get(addr: SocketAddr, ca_pem: &[u8], name: &str, path: &str) -> String {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        roots.add(cert.expect("CA PEM")).expect("adding the CA");
-    }
+    let roots = flux_metrics::server::pki::roots("the CA", ca_pem).expect("the CA");
     let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();

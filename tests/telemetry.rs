@@ -10,7 +10,7 @@ use common::{Server, TempDir};
 const V1BETA2: &str = "/apis/custom.metrics.k8s.io/v1beta2";
 const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
 
-fn fast_history(c: &mut flux_metrics::cli::ServeConfig) {
+fn fast_history(c: &mut flux_metrics::server::config::Config) {
     c.history_interval = Duration::from_secs(1);
     c.history_retention = Duration::from_secs(60);
 }

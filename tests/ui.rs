@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, TempDir};
-use flux_metrics::cli::TlsSource;
+use flux_metrics::server::config::TlsSource;
 
 /// Longest a single Chromium run may take before it is killed.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(60);

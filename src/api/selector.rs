@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::util::dns::NameError;
+
 /// How much of a bad selector an error quotes, so that errors stay small.
 const EXCERPT_CHARS: usize = 128;
 /// Longest label name and label value (apimachinery `validation.LabelValueMaxLength`).
 const NAME_MAX: usize = 63;
-/// Longest key prefix (a DNS-1123 subdomain, `validation.DNS1123SubdomainMaxLength`).
-const PREFIX_MAX: usize = 253;
 
 /// The comparison a [`Requirement`] makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,12 +159,8 @@ impl fmt::Display for Selector {
     }
 }
 
-/// Quotes at most [`EXCERPT_CHARS`] characters of `s`, marking a cut with `…`.
 fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
+    crate::util::text::excerpt(s, EXCERPT_CHARS)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -463,26 +459,13 @@ fn validate_dns_subdomain(prefix: &str) -> Result<(), String> {
     if prefix.is_empty() {
         return Err("the prefix before '/' must not be empty".to_owned());
     }
-    if prefix.len() > PREFIX_MAX {
-        return Err(format!(
-            "the prefix must be at most {PREFIX_MAX} characters"
-        ));
-    }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if !prefix.split('.').all(label_ok) {
-        return Err(
-            "the prefix must be a DNS subdomain: lowercase alphanumerics, '-' and '.', \
-             each part starting and ending with an alphanumeric character"
-                .to_owned(),
-        );
-    }
-    Ok(())
+    crate::util::dns::subdomain(prefix).map_err(|e| match e {
+        NameError::TooLong { max } => format!("the prefix must be at most {max} characters"),
+        NameError::Invalid(_) => "the prefix must be a DNS subdomain: lowercase alphanumerics, \
+                                  '-' and '.', each part starting and ending with an alphanumeric \
+                                  character"
+            .to_owned(),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use arc_swap::ArcSwap;
@@ -18,6 +18,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, FnAccess, INT, Ma
 use crate::source::catalogue::is_valid_name;
 use crate::source::rlist::{IdSet, ResourceSet, hostlist_count};
 use crate::source::snapshot::{JobCounts, Snapshot};
+use crate::util::stamp::{Stamp, stamps};
 
 /// Longest string a script may build (bytes).
 const MAX_STRING_SIZE: usize = 1 << 20;
@@ -123,7 +124,7 @@ pub struct Custom {
     reloading: Mutex<()>,
     /// The files' times and sizes just before `load` read them, where `watch` starts from, so
     /// that an edit between loading and watching is not missed.
-    stamps_at_load: Vec<Option<(SystemTime, u64)>>,
+    stamps_at_load: Vec<Stamp>,
 }
 
 /// One consistent set of scripts.
@@ -395,17 +396,6 @@ impl Custom {
             }
         });
     }
-}
-
-/// The modification time and size of each file (`None` when unreadable).
-fn stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
-    files
-        .iter()
-        .map(|f| {
-            let meta = std::fs::metadata(f).ok()?;
-            Some((meta.modified().ok()?, meta.len()))
-        })
-        .collect()
 }
 
 /// SIGHUP as a stream of wake-ups; never fires where it cannot be installed.
@@ -785,11 +775,7 @@ fn number(name: &str, v: &Dynamic) -> Result<f64, CustomError> {
     if v.is_unit() {
         return Err(not_a_number("() (nothing)".into()));
     }
-    let text = format!("{v:?}");
-    let excerpt = match text.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    };
+    let excerpt = crate::util::text::excerpt(&format!("{v:?}"), EXCERPT_CHARS);
     Err(not_a_number(format!("{} {excerpt}", v.type_name())))
 }
 

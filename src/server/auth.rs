@@ -21,6 +21,7 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use crate::api::error::ApiError;
+use crate::server::pki::roots;
 
 /// Headers of the front-proxy protocol.
 const REMOTE_USER: &str = "x-remote-user";
@@ -43,20 +44,6 @@ impl fmt::Debug for Trust {
             .field("allowed_names", &self.allowed_names)
             .finish_non_exhaustive()
     }
-}
-
-fn roots(what: &str, pem: &[u8]) -> anyhow::Result<RootCertStore> {
-    let mut store = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        let cert = cert.with_context(|| format!("parsing {what}"))?;
-        store
-            .add(cert)
-            .with_context(|| format!("adding a certificate of {what}"))?;
-    }
-    if store.is_empty() {
-        bail!("{what} holds no PEM CERTIFICATE block");
-    }
-    Ok(store)
 }
 
 fn verifier(store: RootCertStore) -> anyhow::Result<Arc<dyn ClientCertVerifier>> {
@@ -294,43 +281,31 @@ pub fn strip_remote_headers(headers: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    };
+    use crate::server::pki::{Ca, Validity};
+    use std::time::{Duration, SystemTime};
 
-    struct Ca {
-        cert: rcgen::Certificate,
-        key: KeyPair,
+    fn validity(expired: bool) -> Validity {
+        let from = if expired {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(946_684_800) // 2000-01-01
+        } else {
+            SystemTime::now()
+        };
+        Validity::days_from(from, 365).unwrap()
     }
 
     fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Ca {
-            cert: p.self_signed(&key).unwrap(),
-            key,
-        }
+        Ca::new(name, validity(false)).unwrap()
     }
 
     fn client(ca: &Ca, cn: &str, org: Option<&str>, expired: bool) -> CertificateDer<'static> {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if let Some(o) = org {
-            p.distinguished_name.push(DnType::OrganizationName, o);
-        }
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
-        p.signed_by(&key, &ca.cert, &ca.key).unwrap().der().clone()
+        let orgs: Vec<&str> = org.into_iter().collect();
+        ca.issue_client(cn, &orgs, validity(expired))
+            .unwrap()
+            .cert_der
     }
 
     fn trust(rh: &Ca, cl: &Ca, allowed: &[&str]) -> Trust {
-        let (rh_pem, cl_pem) = (rh.cert.pem(), cl.cert.pem());
+        let (rh_pem, cl_pem) = (&rh.issued().cert_pem, &cl.issued().cert_pem);
         Trust::from_pem(
             Some(("client", cl_pem.as_bytes())),
             Some(("requestheader", rh_pem.as_bytes())),

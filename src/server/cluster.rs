@@ -81,12 +81,7 @@ pub async fn fetch() -> anyhow::Result<ClusterAuth> {
 }
 
 async fn get(host: &str, port: &str, token: &str, ca_pem: &[u8]) -> anyhow::Result<ClusterAuth> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        roots
-            .add(cert.context("parsing the cluster CA")?)
-            .context("adding the cluster CA")?;
-    }
+    let roots = crate::server::pki::roots("the cluster CA", ca_pem)?;
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();

@@ -7,6 +7,8 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod config;
+pub mod pki;
 pub mod tls;
 
 use std::future::Future;
@@ -30,11 +32,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::api::routes::{self, AppState, Inner};
-use crate::cli::{Limits, ServeConfig};
 use crate::custom::Custom;
 use crate::ops::history::History;
 use crate::ops::telemetry::Route;
 use crate::ops::telemetry::Telemetry;
+use crate::server::config::{Config, Limits};
 use crate::source::broker::Broker;
 use crate::source::catalogue::CATALOGUE;
 
@@ -47,7 +49,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// # Errors
 /// Startup failures: bad certificates, or a broker thread that cannot start.
 pub async fn run(
-    config: ServeConfig,
+    config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -163,7 +165,7 @@ async fn sample_history(state: AppState) {
 }
 
 /// Loads the `--custom-metric` files and watches them for edits.
-fn load_custom(config: &ServeConfig) -> anyhow::Result<Option<Arc<Custom>>> {
+fn load_custom(config: &Config) -> anyhow::Result<Option<Arc<Custom>>> {
     if config.custom_metrics.is_empty() {
         return Ok(None);
     }

@@ -1,101 +1,22 @@
-//! TLS: the rustls server configuration, from PEM files or from a certificate generated at start,
-//! with the client certificate rules of [`crate::server::auth`], reloaded when the files change.
-//!
-//! A generated certificate is signed by a generated CA rather than being its own CA, because
-//! rustls-based clients (kube-rs, oha) refuse a self-signed certificate used as an end entity.
+//! TLS: the rustls server configuration, from PEM files or from a certificate generated at start
+//! ([`crate::server::pki`]), with the client certificate rules of [`crate::server::auth`],
+//! reloaded when the files change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::server::pki::Identity;
 use tokio_rustls::TlsAcceptor;
 
-use crate::cli::{AuthSource, TlsSource};
 use crate::server::auth::Trust;
-
-/// A certificate chain and its key.
-pub struct Identity {
-    /// Leaf first.
-    pub chain: Vec<CertificateDer<'static>>,
-    /// The leaf's private key.
-    pub key: PrivateKeyDer<'static>,
-}
-
-/// Reads a PEM certificate chain and private key.
-///
-/// # Errors
-/// A message naming the file and what is wrong with it.
-pub fn load_files(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
-    let cert_pem = std::fs::read(cert)
-        .with_context(|| format!("reading --ssl-certfile {}", cert.display()))?;
-    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing --ssl-certfile {}", cert.display()))?;
-    if chain.is_empty() {
-        bail!(
-            "--ssl-certfile {} holds no PEM CERTIFICATE block",
-            cert.display()
-        );
-    }
-    let key_pem =
-        std::fs::read(key).with_context(|| format!("reading --ssl-keyfile {}", key.display()))?;
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .with_context(|| format!("parsing --ssl-keyfile {}", key.display()))?
-        .with_context(|| format!("--ssl-keyfile {} holds no PEM private key", key.display()))?;
-    Ok(Identity { chain, key })
-}
-
-/// Generates a CA and a serving certificate for `names` (DNS names or IP addresses), valid for
-/// one year.
-///
-/// # Errors
-/// When a name is not a valid DNS name or IP address.
-pub fn generate(names: &[String]) -> anyhow::Result<Identity> {
-    use chrono::{Datelike, Days};
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    // From yesterday (tolerating clock skew) to a year from today.
-    let today = chrono::Utc::now().date_naive();
-    let ymd = |d: chrono::NaiveDate| {
-        // Calendar months and days always fit u8.
-        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
-    };
-    let not_before = ymd(today - Days::new(1));
-    let not_after = ymd(today + Days::new(365));
-
-    let ca_key = KeyPair::generate().context("generating a CA key")?;
-    let mut ca = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "flux-metrics-api generated CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    (ca.not_before, ca.not_after) = (not_before, not_after);
-    let ca_cert = ca.self_signed(&ca_key).context("signing the CA")?;
-
-    let key = KeyPair::generate().context("generating a serving key")?;
-    let mut leaf = CertificateParams::new(names.to_vec())
-        .with_context(|| format!("certificate names {names:?}"))?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, names.first().map_or("localhost", |n| n));
-    leaf.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    (leaf.not_before, leaf.not_after) = (not_before, not_after);
-    let leaf_cert = leaf
-        .signed_by(&key, &ca_cert, &ca_key)
-        .context("signing the certificate")?;
-
-    Ok(Identity {
-        chain: vec![leaf_cert.der().clone(), ca_cert.der().clone()],
-        key: PrivateKeyDer::try_from(key.serialize_der())
-            .map_err(|e| anyhow::anyhow!("serialising the generated key: {e}"))?,
-    })
-}
+use crate::server::config::{AuthSource, TlsSource};
+use crate::util::stamp::{Stamp, stamps};
 
 /// What the TLS layer serves right now: reloaded as a whole when a file changes.
 pub struct Loaded {
@@ -116,26 +37,6 @@ pub struct TlsState {
     stamps: Mutex<Vec<Stamp>>,
 }
 
-/// A file's identity for change detection: Secret volumes swap a symlink, which changes these.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stamp {
-    modified: Option<SystemTime>,
-    len: u64,
-}
-
-fn stamp(path: &Path) -> Stamp {
-    match std::fs::metadata(path) {
-        Ok(m) => Stamp {
-            modified: m.modified().ok(),
-            len: m.len(),
-        },
-        Err(_) => Stamp {
-            modified: None,
-            len: 0,
-        },
-    }
-}
-
 /// How often mounted files are checked, and the cluster's ConfigMap refreshed.
 const FILE_CHECK: Duration = Duration::from_secs(2);
 const CLUSTER_REFRESH: Duration = Duration::from_secs(60);
@@ -153,7 +54,7 @@ impl TlsState {
             TlsSource::Plain => return Ok(None),
             TlsSource::Files { .. } => None,
             TlsSource::SelfSigned(names) => {
-                let id = generate(names)?;
+                let id = Identity::generate(names)?;
                 tracing::warn!(
                     names = ?names,
                     "no --ssl-certfile/--ssl-keyfile given: serving a certificate generated at start \
@@ -204,7 +105,7 @@ impl TlsState {
     }
 
     fn stamps_now(&self) -> Vec<Stamp> {
-        self.files().iter().map(|f| stamp(f)).collect()
+        stamps(&self.files())
     }
 
     /// Rebuilds the configuration if a file changed (or, for the cluster source, always).
@@ -262,7 +163,7 @@ async fn build(
             chain: chain.clone(),
             key: key.clone_key(),
         },
-        (TlsSource::Files { cert, key }, None) => load_files(cert, key)?,
+        (TlsSource::Files { cert, key }, None) => Identity::from_files(cert, key)?,
         _ => bail!("no certificate to serve"),
     };
     let trust = match auth {

@@ -1,1 +1,8 @@
-//! Small syntaxes shared by every layer.
+//! Small things every layer shares and none owns: durations as people write them, excerpts of
+//! bad input for error messages, Kubernetes' DNS name rules, and the stamps that tell that a
+//! mounted file changed. Pure code but for [`stamp`], which reads file metadata.
+
+pub mod dns;
+pub mod duration;
+pub mod stamp;
+pub mod text;

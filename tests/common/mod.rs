@@ -13,14 +13,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use flux_metrics::cli::{AuthSource, Limits, ServeConfig, TlsSource};
+use flux_metrics::server::config::{AuthSource, Config, Limits, TlsSource};
+use flux_metrics::server::pki::{self, Ca, Validity};
 use flux_metrics::source::broker::{Settings, Source};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Bytes;
 use hyper::{HeaderMap, Request, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -107,42 +109,32 @@ pub(crate) struct Pki {
 }
 
 impl Pki {
-    /// Generates a CA and a leaf signed by it, written to a fresh temp dir.
+    /// Generates a CA and a leaf signed by it (the product's own PKI code), written to a fresh
+    /// temp dir.
     pub(crate) fn generate() -> Pki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
-        };
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca.distinguished_name
-            .push(DnType::CommonName, "flux-metrics-api test CA");
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca_cert = ca.self_signed(&ca_key).expect("self-signing the CA");
-
-        let key = KeyPair::generate().expect("leaf key");
-        let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("leaf params");
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let leaf_cert = leaf
-            .signed_by(&key, &ca_cert, &ca_key)
-            .expect("signing the leaf");
-
+        let validity = Validity::days_from(std::time::SystemTime::now(), 1).expect("validity");
+        let ca = Ca::new("flux-metrics-api test CA", validity).expect("the CA");
+        let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let leaf = ca
+            .issue_server("localhost", &names, validity)
+            .expect("the serving certificate");
         let dir = TempDir::new("pki");
         let cert = dir.path().join("tls.crt");
         let key_path = dir.path().join("tls.key");
-        std::fs::write(&cert, format!("{}{}", leaf_cert.pem(), ca_cert.pem()))
+        std::fs::write(&cert, format!("{}{}", leaf.cert_pem, ca.issued().cert_pem))
             .expect("writing the certificate");
-        std::fs::write(&key_path, key.serialize_pem()).expect("writing the key");
+        std::fs::write(&key_path, &leaf.key_pem).expect("writing the key");
         Pki {
             dir,
-            ca_pem: ca_cert.pem(),
+            ca_pem: ca.issued().cert_pem.clone(),
             cert,
             key: key_path,
         }
+    }
+
+    /// A root store holding only this CA.
+    fn roots(&self) -> rustls::RootCertStore {
+        pki::roots("the test CA", self.ca_pem.as_bytes()).expect("the test CA")
     }
 
     /// A rustls client configuration trusting only this CA and presenting a client certificate.
@@ -153,18 +145,10 @@ impl Pki {
         key_pem: &str,
     ) -> Arc<rustls::ClientConfig> {
         install_crypto();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
-            roots.add(cert.expect("CA PEM")).expect("adding the CA");
-        }
-        let chain = rustls_pemfile::certs(&mut chain_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .expect("client chain PEM");
-        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
-            .expect("client key PEM")
-            .expect("a client key");
+        let chain = pki::certificates(chain_pem.as_bytes()).expect("client chain PEM");
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("client key PEM");
         let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
+            .with_root_certificates(self.roots())
             .with_client_auth_cert(chain, key)
             .expect("client certificate");
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -174,12 +158,8 @@ impl Pki {
     /// A rustls client configuration trusting only this CA, offering `alpn`.
     pub(crate) fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         install_crypto();
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_pemfile::certs(&mut self.ca_pem.as_bytes()) {
-            roots.add(cert.expect("CA PEM")).expect("adding the CA");
-        }
         let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
+            .with_root_certificates(self.roots())
             .with_no_client_auth();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Arc::new(config)
@@ -188,8 +168,8 @@ impl Pki {
 
 /// The configuration every test server starts from: the generated certificate, answers replayed
 /// from `replay`, a 1 s cache, a 5 s broker timeout and modest limits.
-pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> ServeConfig {
-    ServeConfig {
+pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> Config {
+    Config {
         host: "127.0.0.1".into(),
         port: 0,
         tls: TlsSource::Files {
@@ -232,7 +212,7 @@ impl Server {
     /// absolute path. `tweak` may change anything in the configuration before it starts.
     pub(crate) async fn start(
         scenario_or_dir: impl AsRef<Path>,
-        tweak: impl FnOnce(&mut ServeConfig),
+        tweak: impl FnOnce(&mut Config),
     ) -> Server {
         install_crypto();
         let pki = Pki::generate();

@@ -134,7 +134,7 @@ fn split_window(selector: &Selector) -> Result<(Selector, Option<Duration>), Api
             )));
         }
     };
-    let window = crate::cli::parse_duration(text)
+    let window = crate::util::duration::parse(text)
         .map_err(|e| ApiError::BadRequest(format!("window: {e}")))?;
     if window.is_zero() {
         return Err(ApiError::BadRequest("window must be longer than 0".into()));

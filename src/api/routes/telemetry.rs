@@ -171,7 +171,7 @@ fn instant(param: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>,
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    let ago = crate::cli::parse_duration(text).map_err(|_| {
+    let ago = crate::util::duration::parse(text).map_err(|_| {
         ApiError::BadRequest(format!(
             "{param}={text:?}: expected an RFC 3339 time (2026-01-02T15:04:05Z) or a duration before now (15m)"
         ))
@@ -208,9 +208,8 @@ async fn history(
         return Err(ApiError::BadRequest("until is before since".into()));
     }
     let step = match &q.step {
-        Some(t) => {
-            crate::cli::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("step: {e}")))?
-        }
+        Some(t) => crate::util::duration::parse(t)
+            .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?,
         None => s.history.interval(),
     };
     if step < Duration::from_secs(1) {

@@ -18,6 +18,8 @@ use arc_swap::ArcSwapOption;
 use chrono::Utc;
 use tokio::sync::oneshot;
 
+use crate::util::duration;
+
 use crate::source::snapshot::{
     Answers, ParseError, Snapshot, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS,
     TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD, job_list_payload,
@@ -223,7 +225,7 @@ impl Broker {
             )),
             Err(_) => Err(BrokerError::Unavailable(format!(
                 "no answer within {} (--flux-timeout)",
-                humantime(timeout)
+                duration::display(timeout)
             ))),
         }
     }
@@ -282,7 +284,7 @@ impl Broker {
         rx.recv_timeout(wait).map_err(|_| {
             format!(
                 "{topic} got no answer within {} (--flux-timeout)",
-                humantime(self.shared.settings.timeout)
+                duration::display(self.shared.settings.timeout)
             )
         })?
     }
@@ -565,7 +567,7 @@ impl Live {
             return RoundError {
                 error: BrokerError::Unavailable(format!(
                     "{topic} got no answer within {} (--flux-timeout)",
-                    humantime(timeout)
+                    duration::display(timeout)
                 )),
                 disconnected: false,
             };
@@ -757,7 +759,7 @@ impl Fault {
         match (word, rest.trim()) {
             ("unavailable", "") => Ok(Fault::Unavailable),
             ("hang", "") => Ok(Fault::Hang),
-            ("delay", d) => crate::cli::parse_duration(d).map(Fault::Delay),
+            ("delay", d) => crate::util::duration::parse(d).map(Fault::Delay),
             ("error", m) if !m.is_empty() => Ok(Fault::Error(m.to_owned())),
             _ => Err(format!(
                 "invalid fault {text:?}: write one of `unavailable`, `hang`, `delay <duration>`, `error <message>`"
@@ -788,14 +790,14 @@ impl Replay {
                 std::thread::sleep(timeout);
                 Err(unavailable(format!(
                     "simulated fault: no answer within {} (--flux-timeout)",
-                    humantime(timeout)
+                    duration::display(timeout)
                 )))
             }
             Fault::Delay(d) if d >= timeout => {
                 std::thread::sleep(timeout);
                 Err(unavailable(format!(
                     "simulated fault: no answer within {} (--flux-timeout)",
-                    humantime(timeout)
+                    duration::display(timeout)
                 )))
             }
             Fault::Delay(d) => {
@@ -810,15 +812,6 @@ impl Replay {
                 disconnected: false,
             }),
         }
-    }
-}
-
-/// `1.5s`, `250ms`: durations as a person writes them (and as our flags accept them).
-pub fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

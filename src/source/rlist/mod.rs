@@ -53,12 +53,8 @@ pub enum RlistError {
     },
 }
 
-/// Quotes at most [`EXCERPT_CHARS`] characters of `s`, marking a cut with `…`.
 fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(EXCERPT_CHARS) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_owned(),
-    }
+    crate::util::text::excerpt(s, EXCERPT_CHARS)
 }
 
 fn idset_error(input: &str, reason: impl Into<String>) -> RlistError {

@@ -1,0 +1,286 @@
+//! Flags into configs: the only place the command line is checked. Each `TryFrom` turns the
+//! raw clap arguments of one command into the validated settings of the layer that runs it.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::{BrokerArgs, DEFAULT_API_PATH, StartArgs};
+use crate::server::config::{AuthSource, Config, Limits, TlsSource};
+use crate::server::pki::serving_names;
+use crate::source::broker::{Settings, Source};
+
+impl TryFrom<&BrokerArgs> for Source {
+    type Error = anyhow::Error;
+
+    fn try_from(b: &BrokerArgs) -> anyhow::Result<Source> {
+        match &b.replay {
+            Some(dir) => {
+                let meta = std::fs::metadata(dir).with_context(|| {
+                    format!("--replay {}: cannot read the directory", dir.display())
+                })?;
+                if !meta.is_dir() {
+                    bail!(
+                        "--replay {}: not a directory of recorded broker answers",
+                        dir.display()
+                    );
+                }
+                Ok(Source::Replay(dir.clone()))
+            }
+            None => Ok(Source::Live {
+                library: b.flux_core_lib.clone(),
+                uri: b.flux_uri.clone(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<&BrokerArgs> for Settings {
+    type Error = anyhow::Error;
+
+    fn try_from(b: &BrokerArgs) -> anyhow::Result<Settings> {
+        if b.flux_timeout.is_zero() {
+            bail!("--flux-timeout must be more than 0");
+        }
+        Ok(Settings {
+            source: Source::try_from(b)?,
+            max_age: Duration::ZERO,
+            timeout: b.flux_timeout,
+        })
+    }
+}
+
+impl TryFrom<StartArgs> for Config {
+    type Error = anyhow::Error;
+
+    fn try_from(a: StartArgs) -> anyhow::Result<Config> {
+        if a.history_interval < Duration::from_secs(1) {
+            bail!("--history-interval must be at least 1s");
+        }
+        if a.history_retention < a.history_interval {
+            bail!("--history-retention must be at least --history-interval");
+        }
+        if a.custom.custom_metric_timeout.is_zero() {
+            bail!("--custom-metric-timeout must be more than 0");
+        }
+        let tls = match (a.ssl_certfile, a.ssl_keyfile, a.insecure_http) {
+            (_, _, true) => TlsSource::Plain,
+            (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
+            (None, None, false) => {
+                TlsSource::SelfSigned(serving_names(&a.namespace, &a.service_name))
+            }
+            (Some(_), None, false) => bail!("--ssl-certfile was given without --ssl-keyfile"),
+            (None, Some(_), false) => bail!("--ssl-keyfile was given without --ssl-certfile"),
+        };
+        let api_path = a.api_path.trim_end_matches('/');
+        if !api_path.starts_with('/') {
+            bail!("--api-path {:?} must start with /", a.api_path);
+        }
+        let api_alias = (api_path != DEFAULT_API_PATH).then(|| api_path.to_owned());
+        if a.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        if a.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        let auth = match (
+            a.authentication_from_cluster,
+            a.client_ca_file,
+            a.requestheader_client_ca_file,
+        ) {
+            (true, _, _) => AuthSource::Cluster,
+            (false, None, None) => {
+                if !a.requestheader_allowed_names.is_empty() {
+                    bail!("--requestheader-allowed-names needs --requestheader-client-ca-file");
+                }
+                AuthSource::Open
+            }
+            (false, client_ca, requestheader_ca) => AuthSource::Files {
+                client_ca,
+                requestheader_ca,
+                allowed_names: a
+                    .requestheader_allowed_names
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            },
+        };
+        if auth != AuthSource::Open && tls == TlsSource::Plain {
+            bail!("client certificate authentication needs HTTPS: drop --insecure-http");
+        }
+        let mut broker = Settings::try_from(&a.broker)?;
+        broker.max_age = if a.no_cache {
+            Duration::ZERO
+        } else {
+            a.max_age
+        };
+        Ok(Config {
+            host: a.host,
+            port: a.port,
+            tls,
+            api_alias,
+            broker,
+            limits: Limits {
+                max_connections: a.max_connections,
+                handshake_timeout: a.handshake_timeout,
+                header_timeout: a.header_timeout,
+                shutdown_grace: a.shutdown_grace,
+            },
+            auth,
+            threads: a.threads,
+            custom_metrics: a.custom.custom_metric,
+            custom_timeout: a.custom.custom_metric_timeout,
+            history_interval: a.history_interval,
+            history_retention: a.history_retention,
+            api_token_file: a.api_token_file,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::{CommandFactory, Parser};
+    use std::path::PathBuf;
+
+    fn start(args: &[&str]) -> anyhow::Result<Config> {
+        let mut argv = vec!["flux-metrics-api", "start"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Start(s) => Config::try_from(*s),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn python_command_line_still_works() {
+        let c = start(&[
+            "--port",
+            "8443",
+            "--ssl-certfile",
+            "/etc/certs/tls.crt",
+            "--ssl-keyfile",
+            "/etc/certs/tls.key",
+            "--namespace",
+            "flux-operator",
+            "--service-name",
+            "custom-metrics-apiserver",
+        ])
+        .unwrap();
+        assert_eq!(c.port, 8443);
+        assert_eq!(
+            c.tls,
+            TlsSource::Files {
+                cert: "/etc/certs/tls.crt".into(),
+                key: "/etc/certs/tls.key".into()
+            }
+        );
+        assert_eq!(c.api_alias, None);
+        assert_eq!(c.broker.max_age, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn self_signed_names_cover_the_service() {
+        let c = start(&["--namespace", "ns", "--service-name", "svc"]).unwrap();
+        let TlsSource::SelfSigned(names) = c.tls else {
+            panic!()
+        };
+        for n in [
+            "svc",
+            "svc.ns",
+            "svc.ns.svc",
+            "svc.ns.svc.cluster.local",
+            "localhost",
+            "127.0.0.1",
+        ] {
+            assert!(names.iter().any(|x| x == n), "{n}");
+        }
+    }
+
+    #[test]
+    fn key_without_cert_is_an_error() {
+        let e = start(&["--ssl-keyfile", "k.pem"]).unwrap_err();
+        assert!(e.to_string().contains("without --ssl-certfile"), "{e}");
+        let e = start(&["--ssl-certfile", "c.pem"]).unwrap_err();
+        assert!(e.to_string().contains("without --ssl-keyfile"), "{e}");
+    }
+
+    #[test]
+    fn no_cache_means_max_age_zero() {
+        assert_eq!(
+            start(&["--no-cache"]).unwrap().broker.max_age,
+            Duration::ZERO
+        );
+        assert_eq!(
+            start(&["--max-age", "250ms"]).unwrap().broker.max_age,
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn api_path_alias_only_when_not_standard() {
+        assert_eq!(
+            start(&["--api-path", "/apis/custom.metrics.k8s.io/v1beta2/"])
+                .unwrap()
+                .api_alias,
+            None
+        );
+        assert_eq!(
+            start(&["--api-path", "/metrics/api"])
+                .unwrap()
+                .api_alias
+                .as_deref(),
+            Some("/metrics/api")
+        );
+        assert!(start(&["--api-path", "relative"]).is_err());
+    }
+
+    #[test]
+    fn replay_dir_must_exist() {
+        let e = start(&["--replay", "/nonexistent/dir"]).unwrap_err();
+        assert!(format!("{e:#}").contains("/nonexistent/dir"), "{e:#}");
+    }
+
+    #[test]
+    fn custom_metric_files_and_timeout() {
+        let c = start(&["--custom-metric", "a.rhai", "--custom-metric", "b.rhai"]).unwrap();
+        assert_eq!(
+            c.custom_metrics,
+            [PathBuf::from("a.rhai"), PathBuf::from("b.rhai")]
+        );
+        assert_eq!(c.custom_timeout, Duration::from_secs(2));
+        assert!(start(&["--custom-metric-timeout", "0s"]).is_err());
+    }
+
+    #[test]
+    fn authentication_flags() {
+        assert_eq!(start(&[]).unwrap().auth, AuthSource::Open);
+        let c = start(&[
+            "--requestheader-client-ca-file",
+            "/rh.crt",
+            "--requestheader-allowed-names",
+            "front-proxy-client,aggregator",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.auth,
+            AuthSource::Files {
+                client_ca: None,
+                requestheader_ca: Some("/rh.crt".into()),
+                allowed_names: vec!["front-proxy-client".into(), "aggregator".into()],
+            }
+        );
+        assert_eq!(
+            start(&["--authentication-from-cluster"]).unwrap().auth,
+            AuthSource::Cluster
+        );
+        assert!(start(&["--requestheader-allowed-names", "x"]).is_err());
+        assert!(start(&["--client-ca-file", "/c.crt", "--insecure-http"]).is_err());
+    }
+}
