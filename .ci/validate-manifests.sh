@@ -7,7 +7,8 @@
 #   for. The MiniCluster (a custom resource) is checked to be YAML of kind MiniCluster only.
 # - So is what `flux-metrics-api manifests` prints: with --insecure-skip-tls-verify, with a
 #   --ca-file made by `flux-metrics-api certs` and a --service-account, with an --endpoint (as
-#   scripts/develop.sh uses it), with an --external-name (as scripts/k8s-e2e.sh uses it), and the commented-out example HPA at its end, uncommented.
+#   scripts/develop.sh uses it), with an --external-name (as scripts/k8s-e2e.sh uses it), and
+#   the commented-out example HPA at its end, uncommented.
 # - kustomization.yaml must list files that exist; with kubectl present, its build is validated.
 # - shellcheck (Debian package, installed with apt-get when missing) over scripts/*.sh and .ci/*.
 #

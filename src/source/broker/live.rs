@@ -1,0 +1,137 @@
+//! A live broker: rounds and script RPCs through libflux-core, on the broker thread's handle.
+
+use std::time::{Duration, Instant};
+
+use super::BrokerError;
+use super::worker::{Connection, RoundError};
+use crate::source::snapshot::{
+    Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
+    TOPIC_SCHED_STATUS_OLD, job_list_payload,
+};
+use crate::util::duration;
+
+pub(super) struct Live {
+    pub(super) handle: flux::Handle,
+}
+
+/// Whether an RPC error means the connection to the broker is gone or useless.
+fn is_disconnect(e: &flux::Error) -> bool {
+    use std::io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, NotConnected, NotFound,
+    };
+    e.errno().is_some_and(|n| {
+        matches!(
+            std::io::Error::from_raw_os_error(n).kind(),
+            BrokenPipe
+                | ConnectionAborted
+                | ConnectionRefused
+                | ConnectionReset
+                | NotConnected
+                | NotFound
+        )
+    })
+}
+
+fn is_enosys(e: &flux::Error) -> bool {
+    e.errno().is_some_and(|n| {
+        std::io::Error::from_raw_os_error(n).kind() == std::io::ErrorKind::Unsupported
+    })
+}
+
+fn is_timeout(e: &flux::Error) -> bool {
+    e.errno().is_some_and(|n| {
+        std::io::Error::from_raw_os_error(n).kind() == std::io::ErrorKind::TimedOut
+    })
+}
+
+impl Live {
+    fn fail(topic: &'static str, e: &flux::Error, timeout: Duration) -> RoundError {
+        if is_timeout(e) {
+            return RoundError {
+                error: BrokerError::Unavailable(format!(
+                    "{topic} got no answer within {} (--flux-timeout)",
+                    duration::display(timeout)
+                )),
+                disconnected: false,
+            };
+        }
+        if is_disconnect(e) {
+            return RoundError {
+                error: BrokerError::Unavailable(format!("connection lost during {topic}: {e}")),
+                disconnected: true,
+            };
+        }
+        if is_enosys(e) {
+            // No module serves the topic: a broker still starting up (seen on every restart:
+            // the socket answers before the resource and job-list modules are loaded), or one
+            // without them. Either way there is nothing to serve yet.
+            return RoundError {
+                error: BrokerError::Unavailable(format!(
+                    "{topic}: {e} (is the instance still starting, or is its module not loaded?)"
+                )),
+                disconnected: false,
+            };
+        }
+        RoundError {
+            error: BrokerError::Rpc {
+                topic,
+                message: e.to_string(),
+            },
+            disconnected: false,
+        }
+    }
+}
+
+impl Connection for Live {
+    fn rpc(
+        &mut self,
+        topic: &str,
+        payload: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, RoundError> {
+        // Scripts name topics at run time; the error helpers want a static name.
+        let fail = |e: &flux::Error| {
+            let mut r = Live::fail("a custom metric RPC", e, timeout);
+            if let BrokerError::Rpc { message, .. } = &mut r.error {
+                *message = format!("{topic}: {message}");
+            }
+            r
+        };
+        let rpc = self
+            .handle
+            .rpc(topic, payload, flux::NODEID_ANY)
+            .map_err(|e| fail(&e))?;
+        rpc.get(timeout).map_err(|e| fail(&e))
+    }
+
+    fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
+        let deadline = Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let h = &self.handle;
+        let send = |topic: &'static str, payload: Option<&str>, node: u32| {
+            h.rpc(topic, payload, node)
+                .map_err(|e| Live::fail(topic, &e, timeout))
+        };
+        // Send all four requests before waiting, so that a round costs one broker round trip.
+        let list_payload = job_list_payload();
+        let sched = send(TOPIC_SCHED_STATUS, None, 0)?;
+        let status = send(TOPIC_RESOURCE_STATUS, None, 0)?;
+        let stats = send(TOPIC_JOB_STATS, Some("{}"), flux::NODEID_ANY)?;
+        let list = send(TOPIC_JOB_LIST, Some(&list_payload), flux::NODEID_ANY)?;
+        let sched_status = match sched.get(left()) {
+            Err(e) if is_enosys(&e) => send(TOPIC_SCHED_STATUS_OLD, None, 0)?
+                .get(left())
+                .map_err(|e| Live::fail(TOPIC_SCHED_STATUS_OLD, &e, timeout))?,
+            other => other.map_err(|e| Live::fail(TOPIC_SCHED_STATUS, &e, timeout))?,
+        };
+        let get = |rpc: &flux::Rpc<'_>, topic| {
+            rpc.get(left()).map_err(|e| Live::fail(topic, &e, timeout))
+        };
+        Ok(Answers {
+            sched_status,
+            resource_status: get(&status, TOPIC_RESOURCE_STATUS)?,
+            job_stats: get(&stats, TOPIC_JOB_STATS)?,
+            job_list: get(&list, TOPIC_JOB_LIST)?,
+        })
+    }
+}
