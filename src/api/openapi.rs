@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::routes::discovery::DESCRIBED_RESOURCES;
+use crate::api::objects::DESCRIBED_RESOURCES;
 use crate::api::types::{CUSTOM_GROUP, CustomVersion, EXTERNAL_GROUP, EXTERNAL_VERSION};
 use crate::source::catalogue::CATALOGUE;
 

@@ -9,12 +9,28 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Serialize, Serializer};
 
+// The group names as macros, so that `concat!` can build every `group/version` and path from
+// them at compile time: each name is written once.
+macro_rules! custom_group {
+    () => {
+        "custom.metrics.k8s.io"
+    };
+}
+macro_rules! external_group {
+    () => {
+        "external.metrics.k8s.io"
+    };
+}
+pub(crate) use custom_group;
+
 /// The custom metrics API group.
-pub const CUSTOM_GROUP: &str = "custom.metrics.k8s.io";
+pub const CUSTOM_GROUP: &str = custom_group!();
 /// The external metrics API group.
-pub const EXTERNAL_GROUP: &str = "external.metrics.k8s.io";
+pub const EXTERNAL_GROUP: &str = external_group!();
 /// The external metrics API version (the only one upstream defines).
 pub const EXTERNAL_VERSION: &str = "v1beta1";
+/// `external.metrics.k8s.io/v1beta1`.
+pub const EXTERNAL_GROUP_VERSION: &str = concat!(external_group!(), "/v1beta1");
 
 /// A served version of the custom metrics API. The JSON of a `MetricValue` differs between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,8 +61,8 @@ impl CustomVersion {
     /// `custom.metrics.k8s.io/<version>`.
     pub fn group_version(self) -> &'static str {
         match self {
-            CustomVersion::V1beta1 => "custom.metrics.k8s.io/v1beta1",
-            CustomVersion::V1beta2 => "custom.metrics.k8s.io/v1beta2",
+            CustomVersion::V1beta1 => concat!(custom_group!(), "/v1beta1"),
+            CustomVersion::V1beta2 => concat!(custom_group!(), "/v1beta2"),
         }
     }
 }
@@ -226,7 +242,7 @@ impl ExternalMetricValueList {
     /// A list holding `items`.
     pub fn new(items: Vec<ExternalMetricValue>) -> Self {
         ExternalMetricValueList {
-            type_meta: TypeMeta::new("ExternalMetricValueList", "external.metrics.k8s.io/v1beta1"),
+            type_meta: TypeMeta::new("ExternalMetricValueList", EXTERNAL_GROUP_VERSION),
             metadata: ListMeta {},
             items,
         }

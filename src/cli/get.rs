@@ -9,18 +9,10 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::cli::{GetArgs, Output};
-use crate::custom::Custom;
+use crate::custom::{Custom, Host};
+use crate::ops::values::{Row, Table};
 use crate::source::broker::{Broker, Settings};
 use crate::source::catalogue::{self as metrics, CATALOGUE};
-use crate::source::snapshot::Snapshot;
-
-/// One printed value.
-struct Row {
-    name: String,
-    help: String,
-    queue: Option<String>,
-    value: serde_json::Value,
-}
 
 /// Runs `get`.
 ///
@@ -61,134 +53,64 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let result = runtime.block_on(async {
         let snapshot = broker.snapshot().await?;
-        let mut rows = builtin_rows(&snapshot, &chosen);
-        let mut failures = Vec::new();
+        let mut table = Table::builtin(broker.description(), &snapshot);
+        table.retain(chosen);
         if let Some(custom) = &custom {
-            let host: Arc<dyn crate::custom::Host> = Arc::new(broker.clone());
-            for name in custom_names.iter().filter(|n| chosen(n)) {
-                match custom
-                    .value(name, Arc::clone(&snapshot), Arc::clone(&host))
-                    .await
-                {
-                    Ok(v) => rows.push(Row {
-                        name: name.clone(),
-                        help: custom.help(name).unwrap_or_default(),
-                        queue: None,
-                        value: number(v),
-                    }),
-                    Err(e) => failures.push(e.to_string()),
-                }
-            }
+            let host: Arc<dyn Host> = Arc::new(broker.clone());
+            table.add_custom(custom.values(&snapshot, &host, chosen).await);
         }
-        anyhow::Ok((snapshot, rows, failures))
+        anyhow::Ok(table)
     });
     broker.stop();
-    let (snapshot, rows, failures) = result?;
+    let table = result?;
     match args.output {
-        Output::Table => print!("{}", table(&rows, broker.description(), &snapshot)),
-        Output::Json => println!("{}", json(&rows, broker.description(), &snapshot)),
+        Output::Table => print!("{}", text(&table)),
+        Output::Json => println!("{}", table.json(false)),
     }
-    for f in &failures {
-        eprintln!("flux-metrics-api: {f}");
-    }
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-/// Every current value of the built-in metrics as one JSON object: `{"source", "timestamp",
-/// "metrics": {name: value}, "queues": {queue: {name: value}}}` (what `get -o json` prints and
-/// `/api/v1/metrics` answers).
-pub fn values_json(source: &str, s: &Snapshot) -> serde_json::Value {
-    json(&builtin_rows(s, &|_| true), source, s)
-}
-
-/// A custom metric's value as JSON: integral values as integers, as the built-in ones are.
-fn number(v: f64) -> serde_json::Value {
-    if v.fract() == 0.0 && v.abs() < 9.0e15 {
-        (v as i64).into()
-    } else {
-        v.into()
-    }
-}
-
-fn builtin_rows(s: &Snapshot, chosen: &dyn Fn(&str) -> bool) -> Vec<Row> {
-    let mut rows = Vec::new();
-    for metric in CATALOGUE.iter().filter(|m| chosen(m.name)) {
-        let queues = std::iter::once(None).chain(
-            metric
-                .has_queue_label()
-                .then(|| s.queues.keys().map(Some))
-                .into_iter()
-                .flatten(),
-        );
-        for q in queues {
-            if let Ok(value) = metric.value(s, q.map(String::as_str)) {
-                rows.push(Row {
-                    name: metric.name.to_owned(),
-                    help: metric.help.to_owned(),
-                    queue: q.cloned(),
-                    value: value.into(),
-                });
-            }
+    let mut failed = false;
+    for row in &table.rows {
+        if let Err(e) = &row.value {
+            eprintln!("flux-metrics-api: {e}");
+            failed = true;
         }
     }
-    rows
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn label(row: &Row) -> String {
     match &row.queue {
-        None => row.name.to_owned(),
+        None => row.name.clone(),
         Some(q) => format!("{}{{queue={q}}}", row.name),
     }
 }
 
-fn table(rows: &[Row], source: &str, s: &Snapshot) -> String {
-    let width = rows.iter().map(|r| label(r).len()).max().unwrap_or(0);
+/// The table for a person: a header naming the source and time, then one aligned row per
+/// series that has a value.
+fn text(t: &Table) -> String {
+    let rows: Vec<(&Row, String)> = t
+        .rows
+        .iter()
+        .filter_map(|r| Some((r, r.value.as_ref().ok()?.to_string())))
+        .collect();
+    let width = rows.iter().map(|(r, _)| label(r).len()).max().unwrap_or(0);
     let mut out = format!(
-        "# {source}, at {}\n",
-        s.taken_at
+        "# {}, at {}\n",
+        t.source,
+        t.taken_at
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     out.push_str(&format!(
         "{:width$}  {:>8}  {}\n",
         "METRIC", "VALUE", "DESCRIPTION"
     ));
-    for r in rows {
-        out.push_str(&format!(
-            "{:width$}  {:>8}  {}\n",
-            label(r),
-            r.value.to_string(),
-            r.help
-        ));
+    for (r, value) in rows {
+        out.push_str(&format!("{:width$}  {value:>8}  {}\n", label(r), r.help));
     }
     out
-}
-
-fn json(rows: &[Row], source: &str, s: &Snapshot) -> serde_json::Value {
-    let mut metrics = serde_json::Map::new();
-    let mut queues = serde_json::Map::new();
-    for r in rows {
-        match &r.queue {
-            None => {
-                metrics.insert(r.name.clone(), r.value.clone());
-            }
-            Some(q) => {
-                let entry = queues
-                    .entry(q.clone())
-                    .or_insert_with(|| serde_json::json!({}));
-                entry[r.name.as_str()] = r.value.clone();
-            }
-        }
-    }
-    serde_json::json!({
-        "source": source,
-        "timestamp": s.taken_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "metrics": metrics,
-        "queues": queues,
-    })
 }
 
 #[cfg(test)]
@@ -198,27 +120,21 @@ mod tests {
 
     #[test]
     fn table_lists_queue_rows_after_the_total() {
-        let s = snapshot("gpus-queues");
-        let rows = builtin_rows(&s, &|n| n == "job_queue_state_sched_count");
-        let t = table(&rows, "test", &s);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[2].starts_with("job_queue_state_sched_count "), "{t}");
+        let mut t = Table::builtin("test", &snapshot("gpus-queues"));
+        t.retain(|n| n == "job_queue_state_sched_count");
+        let text = text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[2].starts_with("job_queue_state_sched_count "),
+            "{text}"
+        );
         assert!(
             lines[3].starts_with("job_queue_state_sched_count{queue=batch}"),
-            "{t}"
+            "{text}"
         );
         assert!(
             lines[4].contains("{queue=debug}") && lines[4].contains(" 2 "),
-            "{t}"
+            "{text}"
         );
-    }
-
-    #[test]
-    fn json_has_totals_and_queues() {
-        let s = snapshot("gpus-queues");
-        let j = values_json("test", &s);
-        assert_eq!(j["metrics"]["node_cores_up_count"], 16);
-        assert_eq!(j["queues"]["debug"]["job_queue_state_run_count"], 1);
-        assert!(j["queues"]["debug"].get("node_up_count").is_none());
     }
 }

@@ -19,7 +19,8 @@ pub mod get;
 pub mod manifests;
 
 /// The standard root of the custom metrics v1beta2 API (the Python tool's `--api-path` default).
-pub const DEFAULT_API_PATH: &str = "/apis/custom.metrics.k8s.io/v1beta2";
+pub const DEFAULT_API_PATH: &str =
+    concat!("/apis/", crate::api::types::custom_group!(), "/v1beta2");
 /// Default port of `start`, and of `manifests --port` (the Service's targetPort).
 pub const DEFAULT_PORT: u16 = 8443;
 /// Default namespace of the Service in front of the server (the Flux Operator's own).

@@ -57,6 +57,17 @@ impl Default for Settings {
     }
 }
 
+/// One custom metric's result, as [`Custom::values`] reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    /// The metric.
+    pub name: String,
+    /// Its help text.
+    pub help: String,
+    /// Its value, or why it has none.
+    pub result: Result<f64, CustomError>,
+}
+
 /// The custom metrics of the `--custom-metric` files.
 pub struct Custom {
     /// The files, in command-line order (an earlier file wins a name clash on reload).
@@ -160,6 +171,26 @@ impl Custom {
     /// "custom metric from FILE" when it has none.
     pub fn help(&self, name: &str) -> Option<String> {
         self.loaded.load().metrics.get(name).map(|m| m.help.clone())
+    }
+
+    /// The name, help text and result for `snapshot` of every current metric that `chosen`
+    /// accepts, sorted by name: what `/metrics`, `/api/v1/metrics`, the history and `get` show.
+    /// Each is [`Custom::value`].
+    pub async fn values(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        host: &Arc<dyn Host>,
+        chosen: impl Fn(&str) -> bool,
+    ) -> Vec<Evaluated> {
+        let mut out = Vec::new();
+        for name in self.names().into_iter().filter(|n| chosen(n)) {
+            let result = self
+                .value(&name, Arc::clone(snapshot), Arc::clone(host))
+                .await;
+            let help = self.help(&name).unwrap_or_default();
+            out.push(Evaluated { name, help, result });
+        }
+        out
     }
 
     /// The value of metric `name` for `snapshot` (the current one).

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::source::catalogue::CATALOGUE;
-use crate::source::snapshot::Snapshot;
+use super::values::Table;
+use crate::custom::{Custom, Host};
+use crate::source::broker::Broker;
 
 /// One series: a metric, for the whole instance or one queue.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -112,40 +113,22 @@ impl History {
         self.ring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records every catalogue metric of `snapshot` (per queue for job metrics) and `custom`
-    /// values, at the snapshot's time.
-    pub fn record(&self, snapshot: &Snapshot, custom: &[(String, f64)]) {
-        let mut keys = Vec::new();
-        let mut values = Vec::new();
-        for m in CATALOGUE {
-            if let Ok(v) = m.value(snapshot, None) {
-                keys.push(SeriesKey {
-                    metric: m.name.to_owned(),
-                    queue: None,
-                });
-                values.push(v as f64);
-            }
-            if m.has_queue_label() {
-                for q in snapshot.queues.keys() {
-                    if let Ok(v) = m.value(snapshot, Some(q)) {
-                        keys.push(SeriesKey {
-                            metric: m.name.to_owned(),
-                            queue: Some(q.clone()),
-                        });
-                        values.push(v as f64);
-                    }
-                }
-            }
-        }
-        for (name, v) in custom {
-            keys.push(SeriesKey {
-                metric: name.clone(),
-                queue: None,
-            });
-            values.push(*v);
-        }
+    /// Records every series of `table` that has a value, at the table's time.
+    pub fn record(&self, table: &Table) {
+        let (keys, values): (Vec<SeriesKey>, Vec<f64>) = table
+            .rows
+            .iter()
+            .filter_map(|r| {
+                let v = r.value.as_ref().ok()?.as_f64();
+                let key = SeriesKey {
+                    metric: r.name.clone(),
+                    queue: r.queue.clone(),
+                };
+                Some((key, v))
+            })
+            .unzip();
         let mut ring = self.ring();
-        if ring.back().is_some_and(|last| last.at >= snapshot.taken_at) {
+        if ring.back().is_some_and(|last| last.at >= table.taken_at) {
             return; // the same broker answer again: nothing new to record
         }
         let layout = match ring.back() {
@@ -156,7 +139,7 @@ impl History {
             ring.pop_front();
         }
         ring.push_back(Sample {
-            at: snapshot.taken_at,
+            at: table.taken_at,
             layout,
             values,
         });
@@ -235,6 +218,22 @@ impl History {
     }
 }
 
+/// Samples every series into `history` each interval, forever: the value table of the cached
+/// broker answer (so it adds at most one round of RPCs per interval), custom metrics included.
+pub async fn sample(history: Arc<History>, broker: Broker, custom: Option<Arc<Custom>>) {
+    let host: Arc<dyn Host> = Arc::new(broker.clone());
+    let mut tick = tokio::time::interval(history.interval());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Ok(snapshot) = broker.snapshot().await else {
+            continue;
+        };
+        let table = Table::collect(broker.description(), &snapshot, custom.as_deref(), &host).await;
+        history.record(&table);
+    }
+}
+
 /// Groups points into steps of `step` from `since` and combines each step's points.
 pub fn aggregate(
     points: &[(DateTime<Utc>, f64)],
@@ -269,6 +268,7 @@ pub fn aggregate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::custom::Evaluated;
     use crate::source::snapshot::tests::snapshot;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -289,7 +289,13 @@ mod tests {
             let mut s = snapshot("gpus-queues");
             s.taken_at = at(i * 15);
             s.nodes.up = 4 - u64::try_from(i % 2).unwrap();
-            h.record(&s, &[("mine".into(), 0.5)]);
+            let mut t = Table::builtin("test", &s);
+            t.add_custom(vec![Evaluated {
+                name: "mine".into(),
+                help: String::new(),
+                result: Ok(0.5),
+            }]);
+            h.record(&t);
         }
         // capacity = 60 / 15 = 4
         let up = h.points(&key("node_up_count", None));
@@ -308,8 +314,8 @@ mod tests {
     fn the_same_answer_is_recorded_once() {
         let h = History::new(Duration::from_secs(1), Duration::from_secs(60));
         let s = snapshot("idle");
-        h.record(&s, &[]);
-        h.record(&s, &[]);
+        h.record(&Table::builtin("test", &s));
+        h.record(&Table::builtin("test", &s));
         assert_eq!(h.points(&key("node_up_count", None)).len(), 1);
     }
 
@@ -320,7 +326,7 @@ mod tests {
             let mut s = snapshot("busy");
             s.taken_at = at(i);
             s.nodes.up = up;
-            h.record(&s, &[]);
+            h.record(&Table::builtin("test", &s));
         }
         let k = key("node_up_count", None);
         assert_eq!(

@@ -5,13 +5,11 @@
 //! nanoseconds on the request path. Routes are a fixed set, never raw paths, so the label
 //! cardinality is bounded whatever clients send.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::prometheus::{Exposition, Kind};
 use crate::source::broker::Broker;
-use crate::source::catalogue::CATALOGUE;
-use crate::source::snapshot::Snapshot;
 
 /// The kinds of request counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,26 +38,8 @@ const ROUTES: [Route; 6] = [
 ];
 
 impl Route {
-    /// Classifies a request path (cheaply: prefix checks only).
-    pub fn of(path: &str) -> Route {
-        if path.starts_with("/apis/custom.metrics.k8s.io/") && path.matches('/').count() > 4 {
-            Route::Custom
-        } else if path.starts_with("/apis/external.metrics.k8s.io/")
-            && path.matches('/').count() > 4
-        {
-            Route::External
-        } else if path.starts_with("/apis") || path == "/version" || path.starts_with("/openapi") {
-            Route::Discovery
-        } else if matches!(path, "/healthz" | "/livez" | "/readyz") {
-            Route::Health
-        } else if path == "/metrics" || path.starts_with("/api/v1/") {
-            Route::Telemetry
-        } else {
-            Route::Other
-        }
-    }
-
-    fn name(self) -> &'static str {
+    /// The route's label value.
+    pub fn name(self) -> &'static str {
         match self {
             Route::Discovery => "discovery",
             Route::Custom => "custom",
@@ -144,66 +124,40 @@ impl Telemetry {
         );
     }
 
-    /// The Prometheus text exposition: Flux metrics from `snapshot` (when there is one) and the
-    /// server's own health.
-    pub fn render(&self, broker: &Broker, snapshot: Option<&Snapshot>) -> String {
-        let mut out = String::with_capacity(8 * 1024);
-        if let Some(s) = snapshot {
-            render_flux(&mut out, s);
-        }
-        self.render_server(&mut out, broker, snapshot);
-        out
-    }
-
-    fn render_server(&self, out: &mut String, broker: &Broker, snapshot: Option<&Snapshot>) {
+    /// The server's own health as Prometheus families (`flux_metrics_api_*`): build, uptime,
+    /// requests by route and code, latency histograms, and the broker thread's state.
+    pub fn write(&self, out: &mut Exposition, broker: &Broker) {
         let p = "flux_metrics_api";
-        family(
-            out,
-            &format!("{p}_build_info"),
-            "gauge",
-            "Version of this server.",
-        );
-        let _ = writeln!(
-            out,
-            "{p}_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
-        family(
-            out,
-            &format!("{p}_uptime_seconds"),
-            "gauge",
-            "Seconds since the server started.",
-        );
-        let _ = writeln!(
-            out,
-            "{p}_uptime_seconds {:.3}",
-            self.started.elapsed().as_secs_f64()
+        let name = format!("{p}_build_info");
+        out.family(&name, Kind::Gauge, "Version of this server.");
+        out.sample(&name, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        let name = format!("{p}_uptime_seconds");
+        out.family(&name, Kind::Gauge, "Seconds since the server started.");
+        out.sample(
+            &name,
+            &[],
+            format_args!("{:.3}", self.started.elapsed().as_secs_f64()),
         );
 
-        family(
-            out,
-            &format!("{p}_requests_total"),
-            "counter",
+        let name = format!("{p}_requests_total");
+        out.family(
+            &name,
+            Kind::Counter,
             "HTTP requests answered, by route and code.",
         );
         for route in ROUTES {
             for (slot, n) in self.requests[route.index()].iter().enumerate() {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
-                    let _ = writeln!(
-                        out,
-                        "{p}_requests_total{{route=\"{}\",code=\"{}\"}} {n}",
-                        route.name(),
-                        slot_label(slot)
-                    );
+                    let code = slot_label(slot);
+                    out.sample(&name, &[("route", route.name()), ("code", &code)], n);
                 }
             }
         }
         let name = format!("{p}_request_duration_seconds");
-        family(
-            out,
+        out.family(
             &name,
-            "histogram",
+            Kind::Histogram,
             "Time to answer HTTP requests, by route.",
         );
         for route in ROUTES {
@@ -216,107 +170,75 @@ impl Telemetry {
             let mut cumulative = 0;
             for (le, b) in BUCKETS.iter().zip(&h.buckets) {
                 cumulative += b.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{{route=\"{r}\",le=\"{le}\"}} {cumulative}"
+                out.sample(
+                    &format!("{name}_bucket"),
+                    &[("route", r), ("le", &le.to_string())],
+                    cumulative,
                 );
             }
-            let _ = writeln!(out, "{name}_bucket{{route=\"{r}\",le=\"+Inf\"}} {count}");
+            out.sample(
+                &format!("{name}_bucket"),
+                &[("route", r), ("le", "+Inf")],
+                count,
+            );
             let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{name}_sum{{route=\"{r}\"}} {sum}");
-            let _ = writeln!(out, "{name}_count{{route=\"{r}\"}} {count}");
+            out.sample(&format!("{name}_sum"), &[("route", r)], sum);
+            out.sample(&format!("{name}_count"), &[("route", r)], count);
         }
 
         let stats = broker.stats();
-        family(
+        let counter = |out: &mut Exposition, name: &str, help: &str, v: &AtomicU64| {
+            let name = format!("{p}_{name}");
+            out.family(&name, Kind::Counter, help);
+            out.sample(&name, &[], v.load(Ordering::Relaxed));
+        };
+        counter(
             out,
-            &format!("{p}_broker_rounds_total"),
-            "counter",
+            "broker_rounds_total",
             "Rounds of broker RPCs started.",
+            &stats.rounds,
         );
-        let _ = writeln!(
+        counter(
             out,
-            "{p}_broker_rounds_total {}",
-            stats.rounds.load(Ordering::Relaxed)
-        );
-        family(
-            out,
-            &format!("{p}_broker_errors_total"),
-            "counter",
+            "broker_errors_total",
             "Broker rounds or connection attempts that failed.",
+            &stats.failures,
         );
-        let _ = writeln!(
-            out,
-            "{p}_broker_errors_total {}",
-            stats.failures.load(Ordering::Relaxed)
-        );
-        family(
-            out,
-            &format!("{p}_broker_round_duration_seconds"),
-            "gauge",
-            "Duration of the last successful round of broker RPCs.",
-        );
+        let gauge = |out: &mut Exposition, name: &str, help: &str, v: &dyn std::fmt::Display| {
+            let name = format!("{p}_{name}");
+            out.family(&name, Kind::Gauge, help);
+            out.sample(&name, &[], v);
+        };
         let last = stats.last_round_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{p}_broker_round_duration_seconds {last}");
-        family(
+        gauge(
             out,
-            &format!("{p}_broker_up"),
-            "gauge",
+            "broker_round_duration_seconds",
+            "Duration of the last successful round of broker RPCs.",
+            &last,
+        );
+        let latest = broker.latest();
+        gauge(
+            out,
+            "broker_up",
             "1 when the last broker round succeeded, else 0.",
+            &u8::from(broker.last_error().is_none() && latest.is_some()),
         );
-        let _ = writeln!(
-            out,
-            "{p}_broker_up {}",
-            u8::from(broker.last_error().is_none() && snapshot.is_some())
-        );
-        if let Some(s) = broker.latest() {
-            family(
-                out,
-                &format!("{p}_broker_answer_age_seconds"),
-                "gauge",
-                "Age of the newest broker answer.",
-            );
+        if let Some(s) = latest {
             let age = (chrono::Utc::now() - s.taken_at).num_milliseconds().max(0) as f64 / 1e3;
-            let _ = writeln!(out, "{p}_broker_answer_age_seconds {age}");
+            gauge(
+                out,
+                "broker_answer_age_seconds",
+                "Age of the newest broker answer.",
+                &age,
+            );
         }
-        family(
+        gauge(
             out,
-            &format!("{p}_replay"),
-            "gauge",
+            "replay",
             "1 when answers are recorded (--replay), not live.",
+            &u8::from(broker.is_replay()),
         );
-        let _ = writeln!(out, "{p}_replay {}", u8::from(broker.is_replay()));
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-/// Every catalogue metric as a gauge `flux_<name>`; job metrics also once per queue.
-fn render_flux(out: &mut String, s: &Snapshot) {
-    for m in CATALOGUE {
-        let name = format!("flux_{}", m.name);
-        family(out, &name, "gauge", m.help);
-        if let Ok(v) = m.value(s, None) {
-            let _ = writeln!(out, "{name} {v}");
-        }
-        if m.has_queue_label() {
-            for q in s.queues.keys() {
-                if let Ok(v) = m.value(s, Some(q)) {
-                    let _ = writeln!(out, "{name}{{queue=\"{}\"}} {v}", escape_label(q));
-                }
-            }
-        }
-    }
-}
-
-/// Escapes a Prometheus label value.
-fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -325,29 +247,11 @@ mod tests {
     use crate::source::snapshot::tests::snapshot;
 
     #[test]
-    fn routes_are_classified() {
-        assert_eq!(
-            Route::of("/apis/custom.metrics.k8s.io/v1beta2/namespaces/n/metrics/m"),
-            Route::Custom
-        );
-        assert_eq!(
-            Route::of("/apis/custom.metrics.k8s.io/v1beta2"),
-            Route::Discovery
-        );
-        assert_eq!(
-            Route::of("/apis/external.metrics.k8s.io/v1beta1/namespaces/n/m"),
-            Route::External
-        );
-        assert_eq!(Route::of("/apis"), Route::Discovery);
-        assert_eq!(Route::of("/readyz"), Route::Health);
-        assert_eq!(Route::of("/metrics"), Route::Telemetry);
-        assert_eq!(Route::of("/x"), Route::Other);
-    }
-
-    #[test]
     fn flux_gauges_have_help_and_queue_series() {
-        let mut out = String::new();
-        render_flux(&mut out, &snapshot("gpus-queues"));
+        let mut out = Exposition::new();
+        let table = crate::ops::values::Table::builtin("test", &snapshot("gpus-queues"));
+        out.gauges(&table, |_| true);
+        let out = out.finish();
         assert!(out.contains("# HELP flux_node_up_count Nodes up"));
         assert!(out.contains("# TYPE flux_node_up_count gauge\nflux_node_up_count 4\n"));
         assert!(out.contains("flux_job_queue_state_sched_count 2\n"));
@@ -361,15 +265,16 @@ mod tests {
         t.record(Route::Custom, 200, Duration::from_micros(300));
         t.record(Route::Custom, 200, Duration::from_millis(3));
         t.record(Route::Custom, 418, Duration::from_millis(3));
-        let mut out = String::new();
+        let mut out = Exposition::new();
         let broker = crate::source::broker::Broker::start(crate::source::broker::Settings {
             source: crate::source::broker::Source::Replay("/nonexistent".into()),
             max_age: Duration::ZERO,
             timeout: Duration::from_secs(1),
         })
         .unwrap();
-        t.render_server(&mut out, &broker, None);
+        t.write(&mut out, &broker);
         broker.stop();
+        let out = out.finish();
         assert!(
             out.contains("flux_metrics_api_requests_total{route=\"custom\",code=\"200\"} 2\n"),
             "{out}"
@@ -387,10 +292,5 @@ mod tests {
         );
         assert!(out.contains("flux_metrics_api_broker_up 0\n"), "{out}");
         assert!(out.contains("flux_metrics_api_replay 1\n"), "{out}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }

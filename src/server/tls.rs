@@ -1,5 +1,5 @@
 //! TLS: the rustls server configuration, from PEM files or from a certificate generated at start
-//! ([`crate::server::pki`]), with the client certificate rules of [`crate::server::auth`],
+//! ([`crate::server::pki`]), with the client certificate rules of [`crate::server::trust`],
 //! reloaded when the files change.
 
 use std::path::PathBuf;
@@ -14,8 +14,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use crate::server::pki::Identity;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::auth::Trust;
 use crate::server::config::{AuthSource, TlsSource};
+use crate::server::trust::Trust;
 use crate::util::stamp::{Stamp, stamps};
 
 /// What the TLS layer serves right now: reloaded as a whole when a file changes.

@@ -195,6 +195,39 @@ pub const CATALOGUE: &[Metric] = &[
     },
 ];
 
+/// One value of the catalogue in a snapshot: a metric, for the whole instance or one queue.
+#[derive(Clone, Copy)]
+pub struct Sample<'a> {
+    /// The metric.
+    pub metric: &'static Metric,
+    /// The queue, for the per-queue series of a job metric.
+    pub queue: Option<&'a str>,
+    /// Its value.
+    pub value: u64,
+}
+
+/// Every series of the catalogue in `snapshot`, in catalogue order: each metric for the whole
+/// instance, and each job metric right after once per queue (queues sorted by name).
+pub fn samples(snapshot: &Snapshot) -> impl Iterator<Item = Sample<'_>> {
+    CATALOGUE.iter().flat_map(move |metric| {
+        let queues = metric
+            .has_queue_label()
+            .then(|| snapshot.queues.keys().map(|q| Some(q.as_str())))
+            .into_iter()
+            .flatten();
+        std::iter::once(None)
+            .chain(queues)
+            .filter_map(move |queue| {
+                let value = metric.value(snapshot, queue).ok()?;
+                Some(Sample {
+                    metric,
+                    queue,
+                    value,
+                })
+            })
+    })
+}
+
 /// The built-in metric called `name`.
 pub fn find(name: &str) -> Option<&'static Metric> {
     CATALOGUE.iter().find(|m| m.name == name)
@@ -273,6 +306,21 @@ mod tests {
             up.value(&s, Some("batch")),
             Err(ValueError::NoQueueLabel("node_up_count"))
         );
+    }
+
+    #[test]
+    fn samples_are_every_metric_then_its_queues() {
+        let s = snapshot("gpus-queues");
+        let all: Vec<_> = samples(&s).collect();
+        let jobs = CATALOGUE.iter().filter(|m| m.has_queue_label()).count();
+        assert_eq!(all.len(), CATALOGUE.len() + 2 * jobs);
+        let sched: Vec<_> = all
+            .iter()
+            .filter(|x| x.metric.name == "job_queue_state_sched_count")
+            .map(|x| (x.queue, x.value))
+            .collect();
+        assert_eq!(sched, [(None, 2), (Some("batch"), 0), (Some("debug"), 2)]);
+        assert_eq!(samples(&snapshot("idle")).count(), CATALOGUE.len());
     }
 
     #[test]

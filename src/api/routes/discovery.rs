@@ -16,22 +16,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::AppState;
+use crate::api::objects::DESCRIBED_RESOURCES;
 use crate::api::openapi;
 use crate::api::path::Group;
 use crate::api::types::{
     ApiGroup, ApiGroupList, ApiResource, ApiResourceList, CUSTOM_GROUP, CustomVersion,
-    EXTERNAL_GROUP, EXTERNAL_VERSION, VersionInfo,
+    EXTERNAL_GROUP, EXTERNAL_GROUP_VERSION, EXTERNAL_VERSION, VersionInfo,
 };
 use crate::source::catalogue::CATALOGUE;
-
-/// The objects a custom metric is listed for in discovery, with whether they are namespaced.
-/// Any object may be asked about (a Flux metric describes the whole instance); these are the
-/// ones an HPA names in practice: the Namespace, the Service of this server, the MiniCluster.
-pub const DESCRIBED_RESOURCES: [(&str, bool); 3] = [
-    ("namespaces", false),
-    ("services", true),
-    ("miniclusters.flux-framework.org", true),
-];
 
 /// Fixed-path discovery routes (the `/apis` tree is parsed in `routes::apis`).
 pub fn router() -> Router<AppState> {
@@ -140,7 +132,7 @@ pub fn external_resources(custom: &[String], cache: &DiscoveryCache) -> Response
                 verbs: vec!["get"],
             })
             .collect();
-        ApiResourceList::new("external.metrics.k8s.io/v1beta1", resources)
+        ApiResourceList::new(EXTERNAL_GROUP_VERSION, resources)
     })
 }
 

@@ -12,6 +12,9 @@ use axum::routing::get;
 
 use super::AppState;
 
+/// The health paths: open to any client, as kube-apiserver's `AlwaysAllowPaths`.
+pub const PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+
 /// Health routes.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -15,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::api::error::ApiError;
+use crate::api::objects::described_object;
 use crate::api::path::{Object, Query};
 use crate::api::quantity;
 use crate::api::selector::{Operator, Selector};
 use crate::api::types::{
-    CustomVersion, ExternalMetricValue, ExternalMetricValueList, LabelSelector, MetricValue,
-    MetricValueList, ObjectReference, Time,
+    CustomVersion, EXTERNAL_GROUP_VERSION, ExternalMetricValue, ExternalMetricValueList,
+    LabelSelector, MetricValue, MetricValueList, Time,
 };
 use crate::ops::history::SeriesKey;
 use crate::source::catalogue::{self as metrics, Metric, QUEUE_LABEL};
@@ -95,7 +96,8 @@ pub fn select(
 
 fn unknown_metric(name: &str, what: &str) -> ApiError {
     ApiError::NotFound(format!(
-        "the server could not find the metric {name} for {what}: see /apis/custom.metrics.k8s.io/v1beta2 for the metrics this server has"
+        "the server could not find the metric {name} for {what}: see /apis/{} for the metrics this server has",
+        CustomVersion::V1beta2.group_version()
     ))
 }
 
@@ -286,7 +288,7 @@ pub async fn external(
 ) -> Result<Response, ApiError> {
     let unknown = || {
         ApiError::NotFound(format!(
-            "the server could not find the external metric {name}: see /apis/external.metrics.k8s.io/v1beta1 for the metrics this server has"
+            "the server could not find the external metric {name}: see /apis/{EXTERNAL_GROUP_VERSION} for the metrics this server has"
         ))
     };
     if !s.has_metric(name) {
@@ -311,50 +313,6 @@ pub async fn external(
         })
         .collect();
     Ok(Json(ExternalMetricValueList::new(items)).into_response())
-}
-
-/// Kinds and API versions of the resources an HPA commonly names; others get a kind derived
-/// from the resource name and no apiVersion (the HPA reads only `describedObject.name`).
-const KINDS: [(&str, &str, &str); 9] = [
-    ("namespaces", "Namespace", "v1"),
-    ("services", "Service", "v1"),
-    ("pods", "Pod", "v1"),
-    ("nodes", "Node", "v1"),
-    (
-        "miniclusters.flux-framework.org",
-        "MiniCluster",
-        "flux-framework.org/v1alpha2",
-    ),
-    ("deployments.apps", "Deployment", "apps/v1"),
-    ("statefulsets.apps", "StatefulSet", "apps/v1"),
-    ("jobs.batch", "Job", "batch/v1"),
-    (
-        "ingresses.networking.k8s.io",
-        "Ingress",
-        "networking.k8s.io/v1",
-    ),
-];
-
-/// The `describedObject` of a custom metric answer: the object the request named.
-pub fn described_object(o: &Object) -> ObjectReference {
-    let (kind, api_version) = match KINDS.iter().find(|(r, ..)| *r == o.resource) {
-        Some((_, kind, v)) => ((*kind).to_owned(), (*v).to_owned()),
-        None => {
-            let plural = o.resource.split('.').next().unwrap_or_default();
-            let singular = plural.strip_suffix('s').unwrap_or(plural);
-            let mut chars = singular.chars();
-            let kind = chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str());
-            (kind.unwrap_or_default(), String::new())
-        }
-    };
-    ObjectReference {
-        kind,
-        namespace: o.namespace.clone().unwrap_or_default(),
-        name: o.name.clone(),
-        api_version,
-    }
 }
 
 #[cfg(test)]
@@ -403,30 +361,5 @@ mod tests {
             select(up, &sel("queue=batch"), &s),
             Err(ApiError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn described_object_kinds() {
-        let o = Object {
-            namespace: Some("ns".into()),
-            resource: "services".into(),
-            name: "svc".into(),
-        };
-        let r = described_object(&o);
-        assert_eq!(
-            (
-                r.kind.as_str(),
-                r.api_version.as_str(),
-                r.namespace.as_str()
-            ),
-            ("Service", "v1", "ns")
-        );
-        let o = Object {
-            namespace: None,
-            resource: "widgets.example.com".into(),
-            name: "w".into(),
-        };
-        let r = described_object(&o);
-        assert_eq!((r.kind.as_str(), r.api_version.as_str()), ("Widget", ""));
     }
 }

@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod telemetry;
 pub mod ui;
 
-use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::HttpBody;
@@ -19,100 +19,47 @@ use axum::http::{Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+pub use crate::api::state::{AppState, Inner};
+
+use crate::api::auth::{self, Identity, Peer};
 use crate::api::error::ApiError;
 use crate::api::path::{self, ApiPath};
-use crate::custom::{Custom, Host};
-use crate::ops::history::History;
-use crate::ops::telemetry::Telemetry;
-use crate::server::auth::{self, Peer};
-use crate::source::broker::Broker;
+use crate::ops::telemetry::Route;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-/// The contents of [`AppState`].
-pub struct Inner {
-    /// The broker thread's handle.
-    pub broker: Broker,
-    /// `--api-path`, when it differs from the standard v1beta2 root.
-    pub api_alias: Option<String>,
-    /// Request counters, for `/metrics`.
-    pub telemetry: Telemetry,
-    /// The `--custom-metric` scripts, if any.
-    pub custom: Option<Arc<Custom>>,
-    /// Recent values of every metric.
-    pub history: Arc<History>,
-    /// The bearer token `/metrics`, `/api/v1/*` and `/ui` require, if any.
-    pub api_token: Option<String>,
-    /// Serialized discovery documents.
-    pub discovery: discovery::DiscoveryCache,
-}
-
-impl AppState {
-    /// State for a router.
-    pub fn new(inner: Inner) -> Self {
-        AppState(Arc::new(inner))
-    }
-
-    /// What custom metric scripts call for `flux.rpc`: the broker thread.
-    pub fn host(&self) -> Arc<dyn Host> {
-        Arc::new(self.broker.clone())
-    }
-
-    /// The custom metrics' names, sorted.
-    pub fn custom_names(&self) -> Vec<String> {
-        self.custom.as_ref().map(|c| c.names()).unwrap_or_default()
-    }
-
-    /// Whether `name` is a metric, built-in or custom.
-    pub fn has_metric(&self, name: &str) -> bool {
-        crate::source::catalogue::find(name).is_some()
-            || self.custom.as_ref().is_some_and(|c| c.contains(name))
-    }
-
-    /// The custom metrics' names and help texts, sorted by name.
-    pub fn custom_metrics(&self) -> Vec<(String, String)> {
-        let Some(c) = &self.custom else {
-            return Vec::new();
-        };
-        c.names()
-            .into_iter()
-            .map(|n| {
-                let help = c.help(&n).unwrap_or_default();
-                (n, help)
-            })
-            .collect()
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-/// The whole router.
+/// The whole router, with the middleware every request goes through: the access log and the
+/// request counters (outermost, so that refusals are counted too), client authentication, and
+/// the refusal of request bodies.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(health::router())
-        .merge(discovery::router())
-        .merge(telemetry::router(state.clone()))
+        .merge(counted_as(health::router(), Route::Health))
+        .merge(counted_as(discovery::router(), Route::Discovery))
+        .merge(counted_as(
+            telemetry::router(state.clone()),
+            Route::Telemetry,
+        ))
         .fallback(apis)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_bodies))
         .layer(middleware::from_fn(authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
-/// Paths open to any client, as kube-apiserver's `AlwaysAllowPaths`: kubelet and aggregator
-/// probes carry no client certificate.
-const OPEN_PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
+/// Marks every answer of `router` with the route it is counted under in `/metrics`: the
+/// routing itself classifies a request, so no second set of path rules can disagree with it.
+fn counted_as(router: Router<AppState>, route: Route) -> Router<AppState> {
+    router.layer(middleware::map_response(
+        move |mut r: Response| async move {
+            r.extensions_mut().insert(route);
+            r
+        },
+    ))
+}
 
-/// Lets a request through if its connection's client certificate (see [`crate::server::auth`]) allows
-/// it; records who it is for the access log. `X-Remote-*` headers from anyone but the front
-/// proxy are dropped.
+/// Lets a request through if its connection's client certificate (a [`Peer`]) allows it;
+/// records who it is for the access log. `X-Remote-*` headers from anyone but the front proxy
+/// are dropped. The health paths stay open to anyone, as kube-apiserver's `AlwaysAllowPaths`:
+/// kubelet and aggregator probes carry no client certificate.
 async fn authorize(mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -124,13 +71,49 @@ async fn authorize(mut req: Request, next: Next) -> Response {
     }
     let identity = match auth::authenticate(&peer, req.headers()) {
         Ok(id) => Some(id),
-        Err(_) if OPEN_PATHS.contains(&req.uri().path()) => None,
+        Err(_) if health::PATHS.contains(&req.uri().path()) => None,
         Err(e) => return e.into_response(),
     };
     let mut response = next.run(req).await;
     if let Some(id) = identity {
         response.extensions_mut().insert(id);
     }
+    response
+}
+
+/// One log line per request (method, path, user, status, latency), and the request counters.
+async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let version = req.version();
+    let response = next.run(req).await;
+    let took = started.elapsed();
+    let route = response
+        .extensions()
+        .get::<Route>()
+        .copied()
+        .unwrap_or(Route::Other);
+    state
+        .telemetry
+        .record(route, response.status().as_u16(), took);
+    let (user, groups) = match response.extensions().get::<Identity>() {
+        Some(id) => (id.user.as_str(), id.groups.join(",")),
+        None => ("-", String::new()),
+    };
+    tracing::info!(
+        user,
+        groups,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        version = ?version,
+        "request"
+    );
     response
 }
 
@@ -153,36 +136,47 @@ async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
 }
 
-/// Everything under `/apis` and the `--api-path` alias: discovery documents and metric values.
-async fn apis(
-    State(s): State<AppState>,
-    method: Method,
-    req: Request,
-) -> Result<Response, ApiError> {
+/// Everything under `/apis` and the `--api-path` alias: discovery documents and metric values,
+/// each answer marked with its route for the counters.
+async fn apis(State(s): State<AppState>, method: Method, req: Request) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::MethodNotAllowed(method.to_string()));
+        return ApiError::MethodNotAllowed(method.to_string()).into_response();
     }
     let uri = req.uri();
     let query = path::parse_query(uri.query());
-    match path::parse(uri.path(), s.api_alias.as_deref())? {
-        ApiPath::GroupList => Ok(discovery::group_list()),
-        ApiPath::Group(g) => Ok(discovery::group(g)),
-        ApiPath::CustomResources(v) => Ok(discovery::custom_resources(
-            v,
-            &s.custom_names(),
-            &s.discovery,
-        )),
-        ApiPath::ExternalResources => Ok(discovery::external_resources(
-            &s.custom_names(),
-            &s.discovery,
-        )),
-        ApiPath::Custom {
+    let (route, answer) = match path::parse(uri.path(), s.api_alias.as_deref()) {
+        Err(e) => (Route::Other, Err(e)),
+        Ok(ApiPath::GroupList) => (Route::Discovery, Ok(discovery::group_list())),
+        Ok(ApiPath::Group(g)) => (Route::Discovery, Ok(discovery::group(g))),
+        Ok(ApiPath::CustomResources(v)) => (
+            Route::Discovery,
+            Ok(discovery::custom_resources(
+                v,
+                &s.custom_names(),
+                &s.discovery,
+            )),
+        ),
+        Ok(ApiPath::ExternalResources) => (
+            Route::Discovery,
+            Ok(discovery::external_resources(
+                &s.custom_names(),
+                &s.discovery,
+            )),
+        ),
+        Ok(ApiPath::Custom {
             version,
             object,
             metric,
-        } => metrics::custom(&s, version, &object, &metric, &query).await,
-        ApiPath::External { namespace, metric } => {
-            metrics::external(&s, &namespace, &metric, &query).await
-        }
-    }
+        }) => (
+            Route::Custom,
+            metrics::custom(&s, version, &object, &metric, &query).await,
+        ),
+        Ok(ApiPath::External { namespace, metric }) => (
+            Route::External,
+            metrics::external(&s, &namespace, &metric, &query).await,
+        ),
+    };
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(route);
+    response
 }

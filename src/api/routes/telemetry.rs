@@ -2,7 +2,6 @@
 //! scripts), `/api/v1/history/{metric}` and `/api/v1/status`: the same values as the metrics
 //! APIs, their recent history and the server's own health. `--api-token-file` guards them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::AppState;
 use crate::api::error::ApiError;
 use crate::ops::history::{self, Aggregate, SeriesKey};
+use crate::ops::prometheus::{self, Exposition};
 
 /// Telemetry routes (and the dashboard's), behind the bearer token when one is configured.
 pub fn router(state: AppState) -> Router<AppState> {
@@ -61,26 +61,21 @@ async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> R
 /// `GET /metrics`: always 200 while the server runs; Flux gauges are absent (and
 /// `flux_metrics_api_broker_up` is 0) when the broker cannot be reached.
 async fn prometheus(State(s): State<AppState>) -> Response {
-    let snapshot = s.broker.snapshot().await.ok();
-    let mut body = s.telemetry.render(&s.broker, snapshot.as_deref());
-    if let (Some(custom), Some(snap)) = (&s.custom, &snapshot) {
-        for (name, help) in s.custom_metrics() {
-            // A failing script leaves its gauge without a sample (its error is in the log).
-            let value = custom.value(&name, Arc::clone(snap), s.host()).await;
-            body.push_str(&format!(
-                "# HELP flux_{name} {help}\n# TYPE flux_{name} gauge\n"
-            ));
-            if let Ok(v) = value {
-                body.push_str(&format!("flux_{name} {v}\n"));
-            }
-        }
+    let table = match s.broker.snapshot().await {
+        Ok(snapshot) => Some(s.table(&snapshot).await),
+        Err(_) => None,
+    };
+    let mut out = Exposition::new();
+    if let Some(t) = &table {
+        out.gauges(t, |r| !r.custom);
+    }
+    s.telemetry.write(&mut out, &s.broker);
+    if let Some(t) = &table {
+        out.gauges(t, |r| r.custom);
     }
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
+        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
+        out.finish(),
     )
         .into_response()
 }
@@ -89,21 +84,7 @@ async fn prometheus(State(s): State<AppState>) -> Response {
 /// help texts; 503/500 Status when the broker fails.
 async fn values(State(s): State<AppState>) -> Result<Response, ApiError> {
     let snapshot = s.broker.snapshot().await?;
-    let mut doc = crate::cli::get::values_json(s.broker.description(), &snapshot);
-    let mut help: serde_json::Map<String, serde_json::Value> = crate::source::catalogue::CATALOGUE
-        .iter()
-        .map(|m| (m.name.to_owned(), m.help.into()))
-        .collect();
-    if let Some(custom) = &s.custom {
-        for (name, text) in s.custom_metrics() {
-            if let Ok(v) = custom.value(&name, Arc::clone(&snapshot), s.host()).await {
-                doc["metrics"][&name] = v.into();
-            }
-            help.insert(name, text.into());
-        }
-    }
-    doc["help"] = help.into();
-    Ok(Json(doc).into_response())
+    Ok(Json(s.table(&snapshot).await.json(true)).into_response())
 }
 
 /// `GET /api/v1/status`: where answers come from and whether the broker answers, without asking
