@@ -116,7 +116,11 @@ struct Block {
 
 /// The reason of a `<!-- not run: REASON -->` line.
 fn not_run_reason(line: &str) -> Option<String> {
-    let inner = line.trim().strip_prefix("<!--")?.strip_suffix("-->")?.trim();
+    let inner = line
+        .trim()
+        .strip_prefix("<!--")?
+        .strip_suffix("-->")?
+        .trim();
     Some(inner.strip_prefix("not run:")?.trim().to_owned())
 }
 
@@ -171,10 +175,17 @@ fn parse(name: &str, text: &str) -> Vec<Block> {
 }
 
 /// The commands of the block body `body` (line indices into `lines`).
-fn parse_console(name: &str, lines: &[&str], body: std::ops::Range<usize>, indent: &str) -> Vec<Cmd> {
+fn parse_console(
+    name: &str,
+    lines: &[&str],
+    body: std::ops::Range<usize>,
+    indent: &str,
+) -> Vec<Cmd> {
     let mut cmds: Vec<Cmd> = Vec::new();
     for i in body {
-        let line = lines[i].strip_prefix(indent).unwrap_or(lines[i].trim_start());
+        let line = lines[i]
+            .strip_prefix(indent)
+            .unwrap_or(lines[i].trim_start());
         if let Some(text) = line.strip_prefix("$ ") {
             cmds.push(Cmd {
                 line: i + 1,
@@ -184,7 +195,10 @@ fn parse_console(name: &str, lines: &[&str], body: std::ops::Range<usize>, inden
             });
         } else {
             let cmd = cmds.last_mut().unwrap_or_else(|| {
-                panic!("{name}:{}: a console block must start with a `$ ` command line", i + 1)
+                panic!(
+                    "{name}:{}: a console block must start with a `$ ` command line",
+                    i + 1
+                )
             });
             cmd.expected.push(line.to_owned());
             cmd.span.end = i + 1;
@@ -204,7 +218,11 @@ fn timestamp_len(s: &[u8], at: usize) -> Option<usize> {
     }
     for (k, &c) in shape.iter().enumerate() {
         let b = s[at + k];
-        let ok = if c == b'd' { b.is_ascii_digit() } else { b == c };
+        let ok = if c == b'd' {
+            b.is_ascii_digit()
+        } else {
+            b == c
+        };
         if !ok {
             return None;
         }
@@ -410,8 +428,8 @@ fn simple_commands(line: &str) -> Vec<String> {
             i = j + 1;
             continue;
         } else if !double && matches!(c, '|' | ';' | '&') {
-            let redirection = c == '&'
-                && (i > 0 && chars[i - 1] == '>' || chars.get(i + 1) == Some(&'>'));
+            let redirection =
+                c == '&' && (i > 0 && chars[i - 1] == '>' || chars.get(i + 1) == Some(&'>'));
             if !redirection {
                 out.push(std::mem::take(&mut current));
                 i += 1;
@@ -480,10 +498,8 @@ struct Scratch {
 
 impl Scratch {
     fn new(index: usize) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "flux-metrics-docs-{}-{index}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("flux-metrics-docs-{}-{index}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("bin")).expect("creating the scratch directory");
         std::fs::create_dir_all(dir.join("tmp")).expect("creating the scratch directory");
@@ -562,11 +578,51 @@ fn replace_number(s: &str, from: &str, to: &str) -> String {
             .next()
             .is_some_and(|c| c.is_ascii_digit());
         out.push_str(&rest[..at]);
-        out.push_str(if before_digit || after_digit { from } else { to });
+        out.push_str(if before_digit || after_digit {
+            from
+        } else {
+            to
+        });
         rest = &rest[at + from.len()..];
     }
     out.push_str(rest);
     out
+}
+
+/// Whether a server accepts connections on `port`. A bound port is not enough: `main` binds
+/// before the server loads its certificates and scripts, and the kernel completes connections
+/// to a bound port by itself. So this sends a record no TLS or HTTP server accepts and waits
+/// for the answer (an alert, an error or a close) that only an accepting server gives; it
+/// reaches no handler and is not logged as a request.
+fn serving(port: u16) -> bool {
+    use std::io::Read as _;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    if stream
+        .write_all(b"\x16\x03\x01\x00\x01\x00\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    // Any answer will do: a byte (of an alert), or end of file or a reset (a close).
+    match stream.read_exact(&mut byte) {
+        Ok(()) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Whether `text` runs `flux-metrics-api start` (in the background or not).
+fn is_start(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.contains(&"flux-metrics-api") && words.contains(&"start")
 }
 
 /// The words of a background `start` line, or `None` if `text` is not one.
@@ -605,7 +661,8 @@ impl Server {
         let mut last = String::new();
         for attempt in 0..3 {
             let port = free_port();
-            let (log, out, err) = scratch.output_file(&format!("server-{}-{attempt}.log", cmd.line));
+            let (log, out, err) =
+                scratch.output_file(&format!("server-{}-{attempt}.log", cmd.line));
             let mut command = scratch.command(env!("CARGO_BIN_EXE_flux-metrics-api"));
             command.arg0("flux-metrics-api").stdout(out).stderr(err);
             let mut args = words.iter().skip_while(|w| is_assignment(w));
@@ -618,7 +675,9 @@ impl Server {
                 let a = replace_number(a, DOC_PORT, &port.to_string());
                 command.arg(a.replace("/tmp/", &format!("{}/", scratch.tmp())));
             }
-            let child = command.spawn().map_err(|e| format!("spawning the server: {e}"))?;
+            let child = command
+                .spawn()
+                .map_err(|e| format!("spawning the server: {e}"))?;
             let mut server = Server {
                 child,
                 port,
@@ -627,9 +686,8 @@ impl Server {
                 expected: cmd.expected.clone(),
             };
             let deadline = Instant::now() + LISTEN_TIMEOUT;
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             loop {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                if serving(port) {
                     return Ok(server);
                 }
                 if let Ok(Some(status)) = server.child.try_wait() {
@@ -640,7 +698,9 @@ impl Server {
                     break;
                 }
                 if Instant::now() > deadline {
-                    return Err(format!("the server did not listen within {LISTEN_TIMEOUT:?}"));
+                    return Err(format!(
+                        "the server did not listen within {LISTEN_TIMEOUT:?}"
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -719,16 +779,21 @@ impl Run<'_> {
 
     /// `text` in document form, normalised.
     fn output_lines(&self, text: &str, port: Option<u16>) -> Vec<String> {
-        self.doc_form(text, port).iter().map(|l| normalise(l)).collect()
+        self.doc_form(text, port)
+            .iter()
+            .map(|l| normalise(l))
+            .collect()
     }
 
     /// Runs an ordinary command line and compares its output.
-    fn run_command(&mut self, cmd: &Cmd, indent: &str, port: Option<u16>) {
-        let mut text = cmd.text.replace("/tmp/", &format!("{}/", self.scratch.tmp()));
-        if let Some(port) = port {
-            text = replace_number(&text, DOC_PORT, &port.to_string());
-        }
-        let (path, out, err) = self.scratch.output_file(&format!("command-{}.out", cmd.line));
+    fn run_command(&mut self, cmd: &Cmd, indent: &str, port: u16) {
+        let text = cmd
+            .text
+            .replace("/tmp/", &format!("{}/", self.scratch.tmp()));
+        let text = replace_number(&text, DOC_PORT, &port.to_string());
+        let (path, out, err) = self
+            .scratch
+            .output_file(&format!("command-{}.out", cmd.line));
         let mut child = match self
             .scratch
             .command("bash")
@@ -747,14 +812,17 @@ impl Run<'_> {
         };
         let status = wait_for(&mut child, COMMAND_TIMEOUT);
         let printed = std::fs::read_to_string(&path).unwrap_or_default();
-        let got = self.output_lines(&printed, port);
+        let got = self.output_lines(&printed, Some(port));
         let expected: Vec<String> = cmd.expected.iter().map(|l| normalise(l)).collect();
         if matches(&expected, &got) {
             return;
         }
         if std::env::var_os("BLESS_DOCS").is_some() {
-            self.bless
-                .push((cmd.span.clone(), self.doc_form(&printed, port), indent.to_owned()));
+            self.bless.push((
+                cmd.span.clone(),
+                self.doc_form(&printed, Some(port)),
+                indent.to_owned(),
+            ));
             return;
         }
         let status = match status {
@@ -857,7 +925,13 @@ fn run_document(index: usize, name: &str) -> Report {
                         .push(format!("{name}:{}: `{}`: {e}", cmd.line, cmd.text)),
                 }
             } else {
-                run.run_command(&cmd, &block.indent, server.as_ref().map(|s| s.port));
+                // A start that is to fail gets a port of its own: should it serve after all, it
+                // must not take another file's port (or 18451, which a person may be using).
+                let port = match &server {
+                    Some(s) if !is_start(&cmd.text) => s.port,
+                    _ => free_port(),
+                };
+                run.run_command(&cmd, &block.indent, port);
             }
         }
     }
@@ -868,9 +942,13 @@ fn run_document(index: usize, name: &str) -> Report {
     if !run.bless.is_empty() {
         report.blessed = run.bless.len();
         let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        run.bless.sort_by_key(|(span, _, _)| std::cmp::Reverse(span.start));
+        run.bless
+            .sort_by_key(|(span, _, _)| std::cmp::Reverse(span.start));
         for (span, new, indent) in run.bless {
-            let new: Vec<String> = new.iter().map(|l| format!("{indent}{l}").trim_end().to_owned()).collect();
+            let new: Vec<String> = new
+                .iter()
+                .map(|l| format!("{indent}{l}").trim_end().to_owned())
+                .collect();
             lines.splice(span, new);
         }
         let mut out = lines.join("\n");
@@ -1100,9 +1178,18 @@ fn normalising_hides_what_varies_and_nothing_else() {
         normalise(r#"{"answer_age_seconds":0.266,"broker_rounds":2,"bytes":928}"#),
         r#"{"answer_age_seconds":<n>,"broker_rounds":<n>,"bytes":928}"#
     );
-    assert_eq!(normalise("status=200 latency_us=91 "), "status=200 latency_us=<n>");
-    assert_eq!(normalise("since 2026-11-24T05:22:24+01:00."), "since <time>.");
-    assert_eq!(normalise("window=300 took a while"), "window=300 took a while");
+    assert_eq!(
+        normalise("status=200 latency_us=91 "),
+        "status=200 latency_us=<n>"
+    );
+    assert_eq!(
+        normalise("since 2026-11-24T05:22:24+01:00."),
+        "since <time>."
+    );
+    assert_eq!(
+        normalise("window=300 took a while"),
+        "window=300 took a while"
+    );
 }
 
 #[test]
@@ -1114,8 +1201,12 @@ fn programs_of_a_command_line() {
         p.into_iter().collect::<Vec<_>>(),
         ["cat", "curl", "jq", "sleep"]
     );
-    let p = programs("FLUX_CORE_LIB=/x flux-metrics-api start && for cn in a b; do openssl x; done");
-    assert_eq!(p.into_iter().collect::<Vec<_>>(), ["flux-metrics-api", "openssl"]);
+    let p =
+        programs("FLUX_CORE_LIB=/x flux-metrics-api start && for cn in a b; do openssl x; done");
+    assert_eq!(
+        p.into_iter().collect::<Vec<_>>(),
+        ["flux-metrics-api", "openssl"]
+    );
     assert!(background_start("FLUX_CORE_LIB=/x flux-metrics-api start --port 18451").is_some());
     assert!(background_start("flux-metrics-api --quiet start --port 18451").is_some());
     assert!(background_start("flux-metrics-api start --port 18451 2>&1 | tail -1").is_none());
