@@ -371,20 +371,50 @@ fn diff(expected: &[String], got: &[String]) -> String {
     }
     let mut out = String::new();
     let (mut i, mut j) = (0, 0);
+    // The line just removed, to point at where a changed line changes.
+    let mut removed: Option<&str> = None;
     while i < n || j < m {
         if i < n && j < m && expected[i] == got[j] {
             let _ = writeln!(out, "      {}", expected[i]);
+            removed = None;
             i += 1;
             j += 1;
         } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             let _ = writeln!(out, "    - {}", expected[i]);
+            removed = Some(&expected[i]);
             i += 1;
         } else {
             let _ = writeln!(out, "    + {}", got[j]);
+            if let Some(old) = removed.take() {
+                let _ = writeln!(out, "{}", first_difference(old, &got[j]));
+            }
             j += 1;
         }
     }
     out
+}
+
+/// Where two lines first differ, with a little context, for lines too long to compare by eye.
+fn first_difference(expected: &str, got: &str) -> String {
+    let at = expected
+        .char_indices()
+        .zip(got.chars())
+        .find(|((_, a), b)| a != b)
+        .map_or(expected.len().min(got.len()), |((i, _), _)| i);
+    let around = |s: &str| -> String {
+        let start = s[..at.min(s.len())]
+            .char_indices()
+            .rev()
+            .nth(20)
+            .map_or(0, |(i, _)| i);
+        s[start..].chars().take(50).collect()
+    };
+    format!(
+        "      (column {}: - ...{}  + ...{})",
+        at + 1,
+        around(expected),
+        around(got)
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -884,7 +914,13 @@ fn run_document(index: usize, name: &str) -> Report {
         ));
         report.skipped = blocks
             .iter()
-            .map(|b| (b.line, format!("needs {}", tools.join(", "))))
+            .map(|b| {
+                let reason = b
+                    .not_run
+                    .clone()
+                    .unwrap_or_else(|| format!("needs {}", tools.join(", ")));
+                (b.line, reason)
+            })
             .collect();
         return report;
     }
@@ -959,6 +995,11 @@ fn run_document(index: usize, name: &str) -> Report {
     report
 }
 
+/// `n` and `noun`, plural when `n` is not 1.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 #[test]
 fn console_blocks_print_what_they_show() {
     let docs = documents();
@@ -1001,12 +1042,12 @@ fn console_blocks_print_what_they_show() {
         }
         let _ = writeln!(
             summary,
-            "docs: {name}: ran {} console blocks ({} commands), skipped {}{}",
-            r.ran,
-            r.commands,
+            "docs: {name}: ran {} ({}), skipped {}{}",
+            count(r.ran, "console block"),
+            count(r.commands, "command"),
             r.skipped.len(),
             if r.blessed > 0 {
-                format!(", rewrote {} outputs (BLESS_DOCS)", r.blessed)
+                format!(", rewrote {} (BLESS_DOCS)", count(r.blessed, "output"))
             } else {
                 String::new()
             }
@@ -1019,9 +1060,11 @@ fn console_blocks_print_what_they_show() {
     let skipped: usize = reasons.values().sum();
     let _ = writeln!(
         summary,
-        "docs: ran {ran} console blocks ({commands} commands), skipped {skipped}{}",
+        "docs: ran {} ({}), skipped {skipped}{}",
+        count(ran, "console block"),
+        count(commands, "command"),
         if blessed > 0 {
-            format!(", rewrote {blessed} outputs")
+            format!(", rewrote {}", count(blessed, "output"))
         } else {
             String::new()
         }
@@ -1211,6 +1254,15 @@ fn programs_of_a_command_line() {
     assert!(background_start("flux-metrics-api --quiet start --port 18451").is_some());
     assert!(background_start("flux-metrics-api start --port 18451 2>&1 | tail -1").is_none());
     assert!(background_start("flux-metrics-api get --replay x").is_none());
+}
+
+#[test]
+fn a_changed_line_says_where_it_changes() {
+    let d = diff(
+        &strings(&["a", r#"{"value":"4"}"#]),
+        &strings(&["a", r#"{"value":"5"}"#]),
+    );
+    assert!(d.contains("column 11"), "{d}");
 }
 
 #[test]
