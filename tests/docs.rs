@@ -17,9 +17,9 @@
 //!   `bash -c` in the repository root, so `cd` and variables do not carry over, files do.
 //!   `flux-metrics-api` is the binary cargo built for this test; `cargo run -- ` is the same.
 //! - `flux-metrics-api start ... --port 18451` as a plain command line (no pipe, redirection,
-//!   quote or `$`) starts the file's server in the background. The test waits until it listens;
-//!   later commands talk to it until the next `start`; it is stopped at the next `start` and at
-//!   the end of the file (and by a drop guard on panic). The lines shown under such a `start` are
+//!   quote or `$`) starts the file's server in the background. The test waits until it answers
+//!   on its port (see [`serving`]); later commands talk to it until the next `start`; it is
+//!   stopped at the next `start` and at the end of the file (and by a drop guard on panic). The lines shown under such a `start` are
 //!   compared, when it stops, with what it printed, followed by an implied `...` (it goes on
 //!   logging requests). A `start` in a pipeline (`start ... 2>&1 | tail -1`) is an ordinary
 //!   command: it must exit by itself, as a start that fails does.
@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 const DOC_PORT: &str = "18451";
 /// Longest an ordinary command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a server may take to listen.
+/// Longest a server may take to answer on its port.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Words that start a shell construct rather than name a program.
 const SHELL_WORDS: [&str; 16] = [
@@ -680,7 +680,7 @@ struct Server {
 
 impl Server {
     /// Starts `words` (assignments, `flux-metrics-api`, arguments) with `--port 18451` replaced
-    /// by a free port, and waits until it listens. `Err` holds what it printed if it exited
+    /// by a free port, and waits until it serves. `Err` holds what it printed if it exited
     /// first.
     fn start(scratch: &Scratch, words: &[String], cmd: &Cmd) -> Result<Server, String> {
         if !words.iter().any(|w| w == DOC_PORT) {
@@ -722,14 +722,14 @@ impl Server {
                 }
                 if let Ok(Some(status)) = server.child.try_wait() {
                     last = format!(
-                        "the server exited ({status}) before listening; it printed:\n{}",
+                        "the server exited ({status}) before serving; it printed:\n{}",
                         std::fs::read_to_string(&server.log).unwrap_or_default()
                     );
                     break;
                 }
                 if Instant::now() > deadline {
                     return Err(format!(
-                        "the server did not listen within {LISTEN_TIMEOUT:?}"
+                        "the server did not answer on its port within {LISTEN_TIMEOUT:?}"
                     ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
