@@ -38,8 +38,9 @@
 //!   line naming it, since its blocks build on each other.
 //!
 //! A difference fails the test with the file, the line of the command and a diff of the
-//! normalised lines. `BLESS_DOCS=1 cargo test --test docs` instead rewrites the expected output
-//! of every ordinary command that differs with what it printed (review it with `git diff`).
+//! normalised lines. `FLUX_METRICS_BLESS=1 cargo test --test docs` (the variable tests/deploy.rs
+//! also reads) instead rewrites the expected output of every ordinary command that differs with
+//! what it printed (review it with `git diff`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -98,7 +99,7 @@ struct Cmd {
     text: String,
     /// The output lines shown, indentation of the block removed.
     expected: Vec<String>,
-    /// 0-based index range of `expected` in the file's lines (for BLESS_DOCS).
+    /// 0-based index range of `expected` in the file's lines (for FLUX_METRICS_BLESS).
     span: std::ops::Range<usize>,
 }
 
@@ -788,7 +789,7 @@ struct Run<'a> {
     name: &'a str,
     scratch: Scratch,
     failures: Vec<String>,
-    /// Expected-output replacements for BLESS_DOCS: (span, new lines, indent).
+    /// Expected-output replacements for FLUX_METRICS_BLESS: (span, new lines, indent).
     bless: Vec<(std::ops::Range<usize>, Vec<String>, String)>,
 }
 
@@ -847,7 +848,7 @@ impl Run<'_> {
         if matches(&expected, &got) {
             return;
         }
-        if std::env::var_os("BLESS_DOCS").is_some() {
+        if std::env::var_os("FLUX_METRICS_BLESS").is_some() {
             self.bless.push((
                 cmd.span.clone(),
                 self.doc_form(&printed, Some(port)),
@@ -1047,7 +1048,10 @@ fn console_blocks_print_what_they_show() {
             count(r.commands, "command"),
             r.skipped.len(),
             if r.blessed > 0 {
-                format!(", rewrote {} (BLESS_DOCS)", count(r.blessed, "output"))
+                format!(
+                    ", rewrote {} (FLUX_METRICS_BLESS)",
+                    count(r.blessed, "output")
+                )
             } else {
                 String::new()
             }
@@ -1076,7 +1080,7 @@ fn console_blocks_print_what_they_show() {
     assert!(ran > 0, "no console block was run");
     assert!(
         failures.is_empty(),
-        "{} console command(s) differ from their documents (BLESS_DOCS=1 rewrites them):\n\n{}",
+        "{} console command(s) differ from their documents (FLUX_METRICS_BLESS=1 rewrites them):\n\n{}",
         failures.len(),
         failures.join("\n")
     );
