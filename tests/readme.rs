@@ -1,10 +1,11 @@
-//! Keeps README.md true to the program: its metric catalogue table matches [`CATALOGUE`], its
-//! configuration table matches clap's flags and environment variables, and the test command it
-//! tells newcomers to run is the one `.ci/run` runs. Keeps manifests/README.md true to the flags
-//! of `certs` and `manifests`.
+//! Keeps the documents' tables true to the program: README.md's metric catalogue matches
+//! [`CATALOGUE`], docs/configuration.md's flag table matches clap's flags and environment
+//! variables, the test command README.md tells newcomers to run is the one `.ci/run` runs, and
+//! manifests/README.md matches the flags of `certs` and `manifests`. (tests/docs.rs re-runs the
+//! documents' console blocks.)
 //!
-//! Plain text parsing on purpose: the README is Markdown written by people, and a failure here
-//! should name the row to fix.
+//! Plain text parsing on purpose: the documents are Markdown written by people, and a failure
+//! here should name the row to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -18,15 +19,23 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// The lines of the `## <title>` section of `markdown`, up to the next `## ` heading.
+/// The lines of the section of `markdown` headed `<title>` (at any level, `## Tests` or
+/// `### Tests`), up to the next heading of the same or a higher level.
 fn section<'a>(markdown: &'a str, title: &str) -> Vec<&'a str> {
-    let heading = format!("## {title}");
-    let mut lines = markdown.lines().skip_while(|l| l.trim_end() != heading);
-    assert!(
-        lines.next().is_some(),
-        "README.md has no `{heading}` section"
-    );
-    lines.take_while(|l| !l.starts_with("## ")).collect()
+    let level = |l: &str| {
+        let hashes = l.len() - l.trim_start_matches('#').len();
+        (hashes > 0 && l[hashes..].starts_with(' ')).then_some(hashes)
+    };
+    let mut lines = markdown
+        .lines()
+        .skip_while(|l| !(level(l).is_some() && l.trim_start_matches('#').trim() == title));
+    let heading = lines
+        .next()
+        .unwrap_or_else(|| panic!("no `{title}` section"));
+    let depth = level(heading).expect("a heading");
+    lines
+        .take_while(|l| level(l).is_none_or(|d| d > depth))
+        .collect()
 }
 
 /// The body rows of the first Markdown table in `lines`, as trimmed cells (header and
@@ -97,8 +106,8 @@ fn long_flag(cell: &str) -> Option<String> {
 
 #[test]
 fn configuration_table_matches_every_flag_and_env_var() {
-    let readme = read("README.md");
-    let rows = table(&section(&readme, "Configuration"));
+    let doc = read("docs/configuration.md");
+    let rows = table(&section(&doc, "Flags and environment variables"));
     let mut documented = BTreeMap::new();
     for row in &rows {
         assert!(
@@ -131,9 +140,9 @@ fn configuration_table_matches_every_flag_and_env_var() {
                 continue;
             }
             seen.insert(long.to_owned());
-            let row = documented
-                .get(long)
-                .unwrap_or_else(|| panic!("README configuration table lacks --{long} of `{sub}`"));
+            let row = documented.get(long).unwrap_or_else(|| {
+                panic!("docs/configuration.md flag table lacks --{long} of `{sub}`")
+            });
             assert!(
                 row.commands.contains(&format!("`{sub}`")),
                 "--{long}: the Commands cell {:?} should name `{sub}`",
@@ -158,7 +167,7 @@ fn configuration_table_matches_every_flag_and_env_var() {
     let extra: Vec<_> = documented.keys().filter(|f| !seen.contains(*f)).collect();
     assert!(
         extra.is_empty(),
-        "README configuration table lists flags that `start` and `get` lack: {extra:?}"
+        "docs/configuration.md flag table lists flags that `start` and `get` lack: {extra:?}"
     );
 }
 
@@ -202,7 +211,7 @@ fn readme_test_command_is_the_one_ci_runs() {
 }
 
 /// The long flags of subcommand `sub` that are its own (not the global logging flags, which the
-/// configuration table of README.md documents), with their defaults.
+/// flag table of docs/configuration.md documents), with their defaults.
 fn own_flags(sub: &str) -> BTreeMap<String, Option<String>> {
     let mut cli = Cli::command();
     cli.build();
