@@ -1,5 +1,33 @@
 //! flux-metrics-api: the Kubernetes Custom and External Metrics APIs, served from inside a Flux
 //! instance so that a HorizontalPodAutoscaler can scale a MiniCluster on Flux's own numbers.
+//!
+//! # Layout
+//! Each folder is a layer and uses only the layers listed after it:
+//! - [`cli`]: the command line — clap's flags ([`cli`]), their validation into each layer's
+//!   settings ([`cli::config`]), and the commands besides `start`: [`cli::get`],
+//!   [`cli::certs`], [`cli::manifests`] (YAML from template files, [`cli::manifests::template`]).
+//! - [`server`]: the HTTPS front — [`run`] wires everything ([`server::config`] is what it is
+//!   given), the accept loop with its limits and timeouts ([`server`]'s `listener`), TLS and its
+//!   reload ([`server::tls`]), client-certificate trust ([`server::trust`]), the
+//!   `extension-apiserver-authentication` ConfigMap ([`server::cluster`]), and the one PKI
+//!   module ([`server::pki`]).
+//! - [`api`]: the Kubernetes surface — the routes ([`api::routes`]: discovery, health, metric
+//!   values, telemetry, the dashboard) and their state ([`api::state`]), request paths
+//!   ([`api::path`]), label selectors ([`api::selector`]), Quantity text ([`api::quantity`]),
+//!   wire types ([`api::types`]), described objects ([`api::objects`]), OpenAPI
+//!   ([`api::openapi`]), who a request is for ([`api::auth`]) and `Status` errors
+//!   ([`api::error`]).
+//! - [`ops`]: what operators read — the value table of every series ([`ops::values`]), the
+//!   Prometheus text ([`ops::prometheus`]), request counters ([`ops::telemetry`]) and the
+//!   in-memory history ([`ops::history`]).
+//! - [`custom`]: `--custom-metric` scripts — loading ([`custom`]'s `load`), watching (`watch`),
+//!   the sandbox (`sandbox`), the script API (`handle`), a run (`eval`), failures
+//!   ([`custom::CustomError`]), and what `flux.rpc` reaches ([`custom::Host`]).
+//! - [`source`]: the Flux side — the broker thread ([`source::broker`]: the handle and cache,
+//!   its loop, live and replayed connections, simulated faults), parsed answers
+//!   ([`source::snapshot`]), idsets, hostlists and Rv1 sets ([`source::rlist`]), and the metric
+//!   catalogue ([`source::catalogue`]).
+//! - [`util`]: durations, excerpts, Kubernetes name rules and file stamps, shared by all.
 #![forbid(unsafe_code)]
 
 pub mod api;

@@ -3,7 +3,9 @@
 
 use rhai::{EvalAltResult, Position};
 
-use super::sandbox::{MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_STRING_SIZE, MAX_VARIABLES};
+use super::sandbox::{
+    MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_STRING_SIZE, MAX_VARIABLES, line_column,
+};
 use super::{Metric, Settings};
 
 /// Most script-function calls listed in a [`CustomError::Script`] message.
@@ -39,10 +41,6 @@ pub enum CustomError {
         /// What it returned: its type and an excerpt of its value, or `NaN`/`inf`.
         got: String,
     },
-}
-
-pub(super) fn line_column(pos: Position) -> (usize, usize) {
-    (pos.line().unwrap_or(0), pos.position().unwrap_or(0))
 }
 
 pub(super) fn timeout_error(name: &str, settings: &Settings) -> CustomError {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, anyhow, bail};
 use rhai::FnAccess;
 
-use super::error::line_column;
 use super::sandbox::Sandbox;
+use super::sandbox::line_column;
 use super::{Custom, Loaded, Metric, Script};
 use crate::source::catalogue::is_valid_name;
 

@@ -1,9 +1,9 @@
 //! Custom metrics from `--custom-metric` files: user scripts in [Rhai](https://rhai.rs) whose
-//! public one-parameter functions become metrics, each given a "Flux handle" ([`handle`]) to read
-//! the parsed [`Snapshot`] and to make RPCs through a [`Host`]. This file is the face of the
+//! public one-parameter functions become metrics, each given a "Flux handle" (`handle.rs`) to
+//! read the parsed [`Snapshot`] and to make RPCs through a [`Host`]. This file is the face of the
 //! folder: the loaded metrics and their cached values. Loading and reloading files is in
-//! [`load`], watching them in [`watch`], the limits in [`sandbox`], a run in [`eval`], and what
-//! a failure says in [`error`]. Not here: their routes (`api`), or the broker (`source`).
+//! `load.rs`, watching them in `watch.rs`, the limits in `sandbox.rs`, a run in `eval.rs`, and
+//! what a failure says in `error.rs`. Not here: their routes (`api`), or the broker (`source`).
 
 mod error;
 mod eval;
@@ -123,7 +123,7 @@ impl Custom {
     /// # Errors
     /// A file that cannot be read; a file that does not parse (the message names file, line and
     /// column); a metric function whose name is not a valid metric name
-    /// ([`is_valid_name`]), is in `reserved` (the built-in names) or is also a metric of another
+    /// ([`is_valid_name`](crate::source::catalogue::is_valid_name)), is in `reserved` (the built-in names) or is also a metric of another
     /// file (the message names the file and the function).
     pub fn load(
         files: &[PathBuf],

@@ -3,10 +3,9 @@
 //! variables. The same engine compiles and runs, so what loads is what runs.
 
 use rhai::packages::{Package as _, StandardPackage};
-use rhai::{Engine, EvalAltResult, INT};
+use rhai::{Engine, EvalAltResult, INT, Position};
 
 use super::Settings;
-use super::error::line_column;
 use super::handle::register_api;
 
 /// Longest string a script may build (bytes).
@@ -75,4 +74,9 @@ impl Sandbox {
         register_api(&mut e);
         e
     }
+}
+
+/// The line and column of a Rhai position, `0` where it has none.
+pub(super) fn line_column(pos: Position) -> (usize, usize) {
+    (pos.line().unwrap_or(0), pos.position().unwrap_or(0))
 }

@@ -1,5 +1,5 @@
 //! The HTTPS front: [`run`] wires the server together (certificates, custom metrics, the broker
-//! thread, the history sampler, the router) and serves it with the accept loop of [`listener`];
+//! thread, the history sampler, the router) and serves it with the accept loop of `listener.rs`;
 //! [`tls`] and [`trust`] hold the certificates and the client-certificate rules, [`cluster`]
 //! reads them from Kubernetes, [`pki`] makes and reads certificates, and [`config`] is what
 //! `start` was asked to do.

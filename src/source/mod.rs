@@ -1,4 +1,7 @@
-//! The Flux side.
+//! The Flux side: the one thread that talks to the broker ([`broker`]), what a round of its
+//! answers says ([`snapshot`]), the resource-set arithmetic it needs ([`rlist`]), and the metric
+//! catalogue computed from it ([`catalogue`]). Nothing here knows about HTTP, Kubernetes or
+//! scripts.
 
 pub mod broker;
 pub mod catalogue;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::BrokerError;
-use super::worker::{Connection, RoundError};
+use super::connection::{Connection, RoundError};
 use crate::source::snapshot::{
     Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
     TOPIC_SCHED_STATUS_OLD, job_list_payload,

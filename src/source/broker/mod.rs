@@ -7,6 +7,7 @@
 //! most one round per `max_age`, however many clients ask. Connection failures are retried with
 //! backoff on the next ask; no ask waits longer than the RPC timeout.
 
+mod connection;
 mod fault;
 mod live;
 mod replay;

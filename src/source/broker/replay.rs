@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::worker::{Connection, RoundError};
+use super::connection::{Connection, RoundError};
 use super::{BrokerError, FAULT_FILE, Fault};
 use crate::source::snapshot::{
     Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,

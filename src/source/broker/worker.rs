@@ -9,32 +9,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::connection::{Connection, RoundError};
 use super::live::Live;
 use super::replay::Replay;
 use super::{Ask, BrokerError, Fresh, Msg, Shared, Source};
-use crate::source::snapshot::{Answers, Snapshot};
+use crate::source::snapshot::Snapshot;
 
 /// Backoff between failed attempts: short, so that answers resume within about a second of the
 /// broker coming back.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 pub(super) const BACKOFF_MAX: Duration = Duration::from_millis(500);
-
-/// One way of getting a round of answers (a live handle or a replay directory).
-pub(super) trait Connection {
-    fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError>;
-    fn rpc(
-        &mut self,
-        topic: &str,
-        payload: Option<&str>,
-        timeout: Duration,
-    ) -> Result<String, RoundError>;
-}
-
-/// A failed round: `disconnected` means the connection must be reopened.
-pub(super) struct RoundError {
-    pub(super) error: BrokerError,
-    pub(super) disconnected: bool,
-}
 
 pub(super) struct Worker {
     shared: Arc<Shared>,
