@@ -16,8 +16,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Proto, Reply, Server, TempDir, strip_timestamps};
@@ -27,9 +25,6 @@ use serde_json::{Value, json};
 const V1BETA2: &str = "/apis/custom.metrics.k8s.io/v1beta2";
 const V1BETA1: &str = "/apis/custom.metrics.k8s.io/v1beta1";
 const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
-
-/// Our binary.
-const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
 
 /// `example/custom-metrics.rhai`.
 fn example() -> PathBuf {
@@ -404,75 +399,20 @@ async fn a_selector_on_a_custom_metric_is_a_bad_request() {
 // ---------------------------------------------------------------------------------------------
 // Startup errors of the binary
 
-/// What `flux-metrics-api start` printed before it exited.
-struct Run {
-    output: Output,
-}
-
-impl Run {
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.output.stderr).into_owned()
-    }
-
-    /// Asserts a non-zero exit without a panic; returns stderr.
-    fn failed(&self) -> String {
-        let stderr = self.stderr();
-        assert!(
-            !self.output.status.success(),
-            "expected a failure, got {:?}\nstderr:\n{stderr}",
-            self.output.status
-        );
-        assert!(
-            !stderr.contains("panicked"),
-            "the program panicked:\n{stderr}"
-        );
-        stderr
-    }
-}
-
-/// `start` on an ephemeral port replaying `idle` with the custom metric files `files`; it must
-/// exit within 20 s (killed and failed otherwise: a server that starts serves until stopped).
-fn start_binary(files: &[&Path]) -> Run {
-    let replay = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/idle");
-    let mut cmd = Command::new(BIN);
-    cmd.args([
-        "start",
-        "--insecure-http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-    ])
-    .arg("--replay")
-    .arg(&replay)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+/// `start` on an ephemeral port replaying `idle` with the custom metric files `files`, which
+/// must fail (a server that starts serves until stopped, and is killed after a run's time-out);
+/// returns what it printed on stderr.
+fn start_fails(files: &[&Path]) -> String {
+    let mut cmd = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
+    cmd.args(["--port", "0", "--replay"])
+        .arg(common::fixtures().join("idle"));
     for f in files {
         cmd.arg("--custom-metric").arg(f);
     }
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FLUX_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let child = cmd.spawn().expect("starting the binary");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(output) => Run {
-            output: output.expect("waiting for the binary"),
-        },
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("`start --custom-metric {files:?}` still ran after 20 s");
-        }
-    }
+    common::bin::run_command(cmd)
+        .assert_failure()
+        .stderr
+        .clone()
 }
 
 #[test]
@@ -483,7 +423,7 @@ fn a_file_that_does_not_parse_stops_the_start_with_file_line_and_column() {
         "broken.rhai",
         "fn fine(flux) { 1 }\nfn broken(flux) {\n  let x = ;\n}\n",
     );
-    let stderr = start_binary(&[&path]).failed();
+    let stderr = start_fails(&[&path]);
     // Line 3, column 11: the `;` where an expression should be.
     let at = format!("{}:3:11", path.display());
     assert!(stderr.contains(&at), "no {at} in:\n{stderr}");
@@ -493,7 +433,7 @@ fn a_file_that_does_not_parse_stops_the_start_with_file_line_and_column() {
 fn a_function_named_like_a_built_in_metric_stops_the_start_naming_file_and_function() {
     let dir = TempDir::new("custom-builtin");
     let path = script(&dir, "clash.rhai", "fn node_up_count(flux) { 1 }\n");
-    let stderr = start_binary(&[&path]).failed();
+    let stderr = start_fails(&[&path]);
     let file = path.display().to_string();
     assert!(
         stderr.contains(&file) && stderr.contains("node_up_count") && stderr.contains("built-in"),
@@ -509,7 +449,7 @@ fn an_upper_case_function_name_stops_the_start() {
         "upper.rhai",
         "fn Free_Cores(flux) { flux.free.cores }\n",
     );
-    let stderr = start_binary(&[&path]).failed();
+    let stderr = start_fails(&[&path]);
     let file = path.display().to_string();
     assert!(
         stderr.contains(&file)
@@ -524,7 +464,7 @@ fn the_same_metric_in_two_files_stops_the_start_naming_both() {
     let dir = TempDir::new("custom-twice");
     let a = script(&dir, "a.rhai", "fn twice(flux) { 1 }\n");
     let b = script(&dir, "b.rhai", "fn twice(flux) { 2 }\n");
-    let stderr = start_binary(&[&a, &b]).failed();
+    let stderr = start_fails(&[&a, &b]);
     for f in [&a, &b] {
         assert!(
             stderr.contains(&f.display().to_string()),
@@ -539,7 +479,7 @@ fn the_same_metric_in_two_files_stops_the_start_naming_both() {
 fn a_missing_file_stops_the_start_naming_it() {
     let dir = TempDir::new("custom-missing");
     let path = dir.path().join("not-there.rhai");
-    let stderr = start_binary(&[&example(), &path]).failed();
+    let stderr = start_fails(&[&example(), &path]);
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
 }
 
@@ -870,39 +810,29 @@ async fn an_edited_file_is_served_without_a_restart_and_a_broken_edit_keeps_the_
 
 #[test]
 fn get_prints_custom_metrics_beside_built_in_ones() {
-    let out = std::process::Command::new(BIN)
-        .args(["get", "-o", "json", "--replay"])
-        .arg(common::fixtures().join("busy"))
+    let mut cmd = common::bin::command(["get", "-o", "json", "--replay"]);
+    cmd.arg(common::fixtures().join("busy"))
         .arg("--custom-metric")
         .arg(example())
         .args([
             "my_custom_metric_name",
             "cores_allocated_fraction",
             "node_up_count",
-        ])
-        .env_remove("FLUX_URI")
-        .output()
-        .expect("running get");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        ]);
+    let out = common::bin::run_command(cmd);
+    out.assert_success();
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(v["metrics"]["my_custom_metric_name"], 5);
     assert_eq!(v["metrics"]["cores_allocated_fraction"], 0.375);
     assert_eq!(v["metrics"]["node_up_count"], 4);
 
     // A failing script is reported and makes the exit status non-zero; the rest is printed.
-    let out = std::process::Command::new(BIN)
-        .args(["get", "--replay"])
-        .arg(common::fixtures().join("idle"))
+    let mut cmd = common::bin::command(["get", "--replay"]);
+    cmd.arg(common::fixtures().join("idle"))
         .arg("--custom-metric")
-        .arg(example())
-        .env_remove("FLUX_URI")
-        .output()
-        .expect("running get");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("batch_pending_jobs"));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("my_custom_metric_name"));
+        .arg(example());
+    let out = common::bin::run_command(cmd);
+    out.assert_failure();
+    assert!(out.stderr.contains("batch_pending_jobs"), "{out}");
+    assert!(out.stdout.contains("my_custom_metric_name"), "{out}");
 }

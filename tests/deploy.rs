@@ -7,107 +7,60 @@
 //! - `certs` writes files that `openssl verify`, a rustls client and curl accept when the server
 //!   serves them (openssl and curl are skipped, with a SKIPPED line, where they are missing).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser as _;
+use common::TempDir;
+use common::bin::{Process, Started, run, run_command};
+use flux_metrics::cli::manifests::{self, Spec};
+use flux_metrics::cli::{self, DEFAULT_MINICLUSTER, DEFAULT_NAMESPACE, DEFAULT_SERVICE_NAME};
+use flux_metrics::server::pki;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
-const NAMESPACE: &str = "flux-operator";
-const SERVICE: &str = "custom-metrics-apiserver";
-/// The flags `manifests/` was generated with.
+const NAMESPACE: &str = DEFAULT_NAMESPACE;
+const SERVICE: &str = DEFAULT_SERVICE_NAME;
+/// The flags `manifests/` was generated with: the default names, trust left to the reader.
 const STATIC_FLAGS: [&str; 7] = [
     "--namespace",
     NAMESPACE,
     "--service-name",
     SERVICE,
     "--minicluster",
-    "flux-sample",
+    DEFAULT_MINICLUSTER,
     "--insecure-skip-tls-verify",
 ];
-/// The files of `manifests/` that `manifests` prints, in order; the last one commented out.
-const FILES: [&str; 4] = [
-    "service.yaml",
-    "apiservice.yaml",
-    "rbac.yaml",
-    "hpa-object.yaml",
-];
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running flux-metrics-api")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("UTF-8 output")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn manifests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests")
 }
 
-/// `text` commented out the way `manifests` prints its example: `# ` before each line.
-fn comment_out(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            if l.is_empty() {
-                "#\n".to_owned()
-            } else {
-                format!("# {l}\n")
-            }
-        })
-        .collect()
-}
-
-/// Splits `manifests` output into its files: each starts with the first line of the static file
-/// (commented out for the last one).
-fn split(out: &str, firsts: &[String]) -> Option<Vec<String>> {
-    let mut starts = Vec::new();
-    let mut from = 0;
-    for first in firsts {
-        let at = from + out[from..].find(first.as_str())?;
-        starts.push(at);
-        from = at + first.len();
-    }
-    if starts.first() != Some(&0) {
-        return None;
-    }
-    starts.push(out.len());
-    Some(
-        starts
-            .windows(2)
-            .map(|w| out[w[0]..w[1]].to_owned())
-            .collect(),
-    )
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("flux-metrics-deploy-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("creating a temp dir");
-        TempDir(path)
+/// The spec `manifests` makes of `STATIC_FLAGS`, parsed by the program's own flags.
+fn static_spec() -> Spec {
+    let args = ["flux-metrics-api", "manifests"]
+        .into_iter()
+        .chain(STATIC_FLAGS);
+    match cli::Cli::try_parse_from(args)
+        .expect("STATIC_FLAGS parse")
+        .command
+    {
+        cli::Command::Manifests(m) => Spec::try_from(&m).expect("STATIC_FLAGS are valid"),
+        other => panic!("not the manifests command: {other:?}"),
     }
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// The last file `manifests` prints is an example, printed commented out.
+fn printed_form(i: usize, text: &str) -> String {
+    if i == manifests::FILES.len() - 1 {
+        manifests::comment_out(text)
+    } else {
+        text.to_owned()
     }
 }
 
@@ -136,48 +89,40 @@ fn have(tool: &str, test: &str) -> bool {
 
 #[test]
 fn manifests_output_is_the_static_files() {
-    let mut args = vec!["manifests"];
-    args.extend(STATIC_FLAGS);
-    let out = run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let printed = stdout(&out);
+    let out = run(["manifests"].into_iter().chain(STATIC_FLAGS));
+    out.assert_success();
     let dir = manifests_dir();
+    // The binary prints what the library renders, file by file; which file differs is said below.
+    let spec = static_spec();
+    assert_eq!(
+        out.stdout,
+        manifests::output(&spec),
+        "the binary and the library disagree"
+    );
+    let rendered = manifests::render(&spec);
     if std::env::var_os("FLUX_METRICS_BLESS").is_some() {
-        bless(&printed, &dir);
+        for (name, text) in &rendered {
+            std::fs::write(dir.join(name), text).expect("writing a manifest");
+        }
     }
-    let files: Vec<String> = FILES
+    let files: Vec<String> = manifests::FILES
         .iter()
-        .map(|f| {
+        .map(|(f, _)| {
             std::fs::read_to_string(dir.join(f))
                 .unwrap_or_else(|e| panic!("reading manifests/{f}: {e}"))
         })
         .collect();
-    let mut expected: String = files[..3].concat();
-    expected.push_str(&comment_out(&files[3]));
-    if printed == expected {
+    let expected: String = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| printed_form(i, f))
+        .collect();
+    if out.stdout == expected {
         return;
     }
     // Say which file differs, and where.
-    let firsts: Vec<String> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let first = f.lines().next().unwrap_or_default();
-            if i == 3 {
-                format!("# {first}\n")
-            } else {
-                format!("{first}\n")
-            }
-        })
-        .collect();
-    let parts = split(&printed, &firsts).unwrap_or_default();
-    for (i, name) in FILES.iter().enumerate() {
-        let want = if i == 3 {
-            comment_out(&files[i])
-        } else {
-            files[i].clone()
-        };
-        let got = parts.get(i).map_or("<not found>", String::as_str);
+    for (i, ((name, got), want)) in rendered.iter().zip(&files).enumerate() {
+        let (got, want) = (printed_form(i, got), printed_form(i, want));
         if got != want {
             let line = got
                 .lines()
@@ -193,50 +138,22 @@ fn manifests_output_is_the_static_files() {
             );
         }
     }
-    panic!("the output differs from manifests/ outside the files:\n{printed}");
-}
-
-/// Rewrites `manifests/{service,apiservice,rbac,hpa-object}.yaml` from `printed`, split where the
-/// current files start (their first lines are stable headers).
-fn bless(printed: &str, dir: &Path) {
-    let firsts = [
-        "# flux-metrics-api as the Kubernetes",
-        "# The three API versions",
-        "# RBAC of the server",
-        "# # An HPA on an Object metric",
-    ];
-    let mut starts: Vec<usize> = firsts
-        .iter()
-        .map(|f| {
-            printed
-                .find(f)
-                .unwrap_or_else(|| panic!("bless: {f:?} not found"))
-        })
-        .collect();
-    starts.push(printed.len());
-    for (i, name) in FILES.iter().enumerate() {
-        let part = &printed[starts[i]..starts[i + 1]];
-        let text = if i == 3 {
-            part.lines()
-                .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(&l[1..])))
-                .collect()
-        } else {
-            part.to_owned()
-        };
-        std::fs::write(dir.join(name), text).expect("writing a manifest");
-    }
+    panic!(
+        "the output differs from manifests/ outside the files:\n{}",
+        out.stdout
+    );
 }
 
 #[test]
 fn manifests_want_a_ca_or_an_explicit_insecure() {
-    let out = run(&["--quiet", "manifests", "--namespace", NAMESPACE]);
+    let out = run(["--quiet", "manifests", "--namespace", NAMESPACE]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty(), "printed YAML anyway");
-    let err = stderr(&out);
+    let err = out.stderr;
     assert!(err.contains("--ca-file"), "{err}");
     assert!(err.contains("--insecure-skip-tls-verify"), "{err}");
 
-    let out = run(&[
+    let out = run([
         "manifests",
         "--ca-file",
         "/dev/null",
@@ -244,34 +161,34 @@ fn manifests_want_a_ca_or_an_explicit_insecure() {
     ]);
     assert!(!out.status.success(), "both trust flags accepted");
 
-    let out = run(&[
+    let out = run([
         "manifests",
         "--service-name",
         "Not_A_Name",
         "--insecure-skip-tls-verify",
     ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--service-name"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--service-name"), "{}", out.stderr);
 
-    let out = run(&[
+    let out = run([
         "manifests",
         "--endpoint",
         "127.0.0.1",
         "--insecure-skip-tls-verify",
     ]);
     assert!(!out.status.success(), "a loopback endpoint accepted");
-    assert!(stderr(&out).contains("--endpoint"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--endpoint"), "{}", out.stderr);
 }
 
 #[test]
 fn manifests_embed_the_ca_from_certs() {
     let tmp = TempDir::new("cabundle");
-    let dir = tmp.0.to_str().expect("UTF-8 temp path");
-    let out = run(&["certs", "--out", dir]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ca_file = tmp.0.join("ca.crt");
+    let dir = tmp.path().to_str().expect("UTF-8 temp path");
+    let out = run(["certs", "--out", dir]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let ca_file = tmp.path().join("ca.crt");
     let ca = std::fs::read(&ca_file).expect("reading ca.crt");
-    let out = run(&[
+    let out = run([
         "manifests",
         "--ca-file",
         ca_file.to_str().expect("UTF-8"),
@@ -280,19 +197,19 @@ fn manifests_embed_the_ca_from_certs() {
         "--port",
         "9443",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let yaml = stdout(&out);
-    let line = format!("  caBundle: {}\n", flux_metrics::server::pki::base64(&ca));
+    assert!(out.status.success(), "{}", out.stderr);
+    let yaml = out.stdout.clone();
+    let line = format!("  caBundle: {}\n", pki::base64(&ca));
     assert_eq!(yaml.matches(&line).count(), 3, "{yaml}");
     assert!(!yaml.contains("insecureSkipTLSVerify"), "{yaml}");
     assert!(yaml.contains("    job-name: lammps\n"), "{yaml}");
     assert!(yaml.contains("      targetPort: 9443\n"), "{yaml}");
 
     for (file, why) in [("ca.key", "private key"), ("missing.crt", "cannot read")] {
-        let path = tmp.0.join(file);
-        let out = run(&["manifests", "--ca-file", path.to_str().expect("UTF-8")]);
+        let path = tmp.path().join(file);
+        let out = run(["manifests", "--ca-file", path.to_str().expect("UTF-8")]);
         assert!(!out.status.success(), "{file} accepted");
-        assert!(stderr(&out).contains(why), "{file}: {}", stderr(&out));
+        assert!(out.stderr.contains(why), "{file}: {}", out.stderr);
     }
 }
 
@@ -300,9 +217,9 @@ fn manifests_embed_the_ca_from_certs() {
 fn certs_writes_four_files_and_refuses_to_overwrite() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = TempDir::new("files");
-    let dir = tmp.0.join("certs");
+    let dir = tmp.path().join("certs");
     let d = dir.to_str().expect("UTF-8 temp path");
-    let out = run(&[
+    let out = run([
         "certs",
         "--namespace",
         NAMESPACE,
@@ -313,35 +230,45 @@ fn certs_writes_four_files_and_refuses_to_overwrite() {
         "--days",
         "30",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    assert!(out.status.success(), "{}", out.stderr);
+    let text = out.stdout.clone();
     assert!(text.contains("expire"), "{text}");
     assert!(
         text.contains(&format!("kubectl create secret tls {SERVICE}-tls")),
         "{text}"
     );
-    for (file, mode) in [
-        ("ca.crt", 0o644),
-        ("ca.key", 0o600),
-        ("tls.crt", 0o644),
-        ("tls.key", 0o600),
-    ] {
+    // Exactly the files `certs` names, the keys readable by their owner only.
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .expect("listing")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let mut named = flux_metrics::cli::certs::FILES.map(str::to_owned).to_vec();
+    named.sort();
+    assert_eq!(written, named);
+    assert_eq!(
+        named.len(),
+        4,
+        "a CA and a serving certificate, each with its key"
+    );
+    for file in flux_metrics::cli::certs::FILES {
+        let mode = if file.ends_with(".key") { 0o600 } else { 0o644 };
         let meta = std::fs::metadata(dir.join(file)).expect(file);
         assert_eq!(meta.permissions().mode() & 0o777, mode, "{file}");
     }
     let before = std::fs::read(dir.join("ca.crt")).expect("ca.crt");
 
-    let out = run(&["certs", "--out", d]);
+    let out = run(["certs", "--out", d]);
     assert!(!out.status.success(), "overwrote without --force");
-    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--force"), "{}", out.stderr);
     assert_eq!(
         std::fs::read(dir.join("ca.crt")).expect("ca.crt"),
         before,
         "a refused run changed ca.crt"
     );
 
-    let out = run(&["certs", "--out", d, "--force"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(["certs", "--out", d, "--force"]);
+    assert!(out.status.success(), "{}", out.stderr);
     assert_ne!(std::fs::read(dir.join("ca.crt")).expect("ca.crt"), before);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .expect("listing")
@@ -351,10 +278,10 @@ fn certs_writes_four_files_and_refuses_to_overwrite() {
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 
     // A path through a regular file cannot be created: a clear error, nothing written.
-    let blocked = tmp.0.join("certs/ca.crt/sub");
-    let out = run(&["certs", "--out", blocked.to_str().expect("UTF-8")]);
+    let blocked = tmp.path().join("certs/ca.crt/sub");
+    let out = run(["certs", "--out", blocked.to_str().expect("UTF-8")]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("--out"), "{}", stderr(&out));
+    assert!(out.stderr.contains("--out"), "{}", out.stderr);
 }
 
 #[test]
@@ -363,96 +290,64 @@ fn certs_verify_with_openssl() {
         return;
     }
     let tmp = TempDir::new("openssl");
-    let out = run(&[
+    let out = run([
         "certs",
         "--namespace",
         NAMESPACE,
         "--service-name",
         SERVICE,
         "--out",
-        tmp.0.to_str().expect("UTF-8"),
+        tmp.path().to_str().expect("UTF-8"),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", out.stderr);
+    // The name kube-apiserver verifies, written out here rather than taken from the library.
     let host = format!("{SERVICE}.{NAMESPACE}.svc");
-    let out = Command::new("openssl")
+    assert!(pki::serving_names(NAMESPACE, SERVICE).contains(&host));
+    let mut verify = Command::new("openssl");
+    verify
         .args(["verify", "-purpose", "sslserver", "-verify_hostname", &host])
         .arg("-CAfile")
-        .arg(tmp.0.join("ca.crt"))
-        .arg(tmp.0.join("tls.crt"))
-        .output()
-        .expect("running openssl verify");
-    assert!(
-        out.status.success() && stdout(&out).contains(": OK"),
-        "openssl verify: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    let text = Command::new("openssl")
-        .args(["x509", "-noout", "-text", "-in"])
-        .arg(tmp.0.join("tls.crt"))
-        .output()
-        .expect("running openssl x509");
-    let text = stdout(&text);
-    for want in [
-        format!("DNS:{SERVICE}"),
-        format!("DNS:{SERVICE}.{NAMESPACE}"),
-        format!("DNS:{host}"),
-        format!("DNS:{host}.cluster.local"),
-        "DNS:localhost".to_owned(),
-        "IP Address:127.0.0.1".to_owned(),
-        "TLS Web Server Authentication".to_owned(),
-        "CA:FALSE".to_owned(),
-    ] {
+        .arg(tmp.path().join("ca.crt"))
+        .arg(tmp.path().join("tls.crt"));
+    let out = run_command(verify);
+    out.assert_success();
+    assert!(out.stdout.contains(": OK"), "openssl verify: {out}");
+    let mut x509 = Command::new("openssl");
+    x509.args(["x509", "-noout", "-text", "-in"])
+        .arg(tmp.path().join("tls.crt"));
+    let text = run_command(x509).assert_success().stdout.clone();
+    let names = pki::serving_names(NAMESPACE, SERVICE).into_iter().map(|n| {
+        match n.parse::<std::net::IpAddr>() {
+            // OpenSSL writes IPv6 addresses in full, without `::`.
+            Ok(std::net::IpAddr::V6(v6)) => {
+                let groups: Vec<String> = v6.segments().iter().map(|g| format!("{g:X}")).collect();
+                format!("IP Address:{}", groups.join(":"))
+            }
+            Ok(ip) => format!("IP Address:{ip}"),
+            Err(_) => format!("DNS:{n}"),
+        }
+    });
+    let usages = ["TLS Web Server Authentication", "CA:FALSE"].map(str::to_owned);
+    for want in names.chain(usages) {
         assert!(text.contains(&want), "{want} missing from:\n{text}");
     }
 }
 
-/// The server binary serving the `certs` output, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        // A port that was free a moment ago; the server binds it again at once.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("finding a free port")
-            .port();
-        let replay = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/idle");
-        let mut child = Command::new(BIN)
-            .args(["--quiet", "start", "--host", "127.0.0.1", "--port"])
+/// `start` serving the `certs` output in `dir` over TLS, replaying `idle`; killed on drop.
+fn serve_certs(dir: &Path) -> Started {
+    let replay = common::fixtures().join("idle");
+    common::bin::start(|port| {
+        let mut cmd = common::bin::command(["--quiet", "start", "--host", "127.0.0.1"]);
+        cmd.arg("--port")
             .arg(port.to_string())
             .arg("--ssl-certfile")
             .arg(dir.join("tls.crt"))
             .arg("--ssl-keyfile")
             .arg(dir.join("tls.key"))
             .arg("--replay")
-            .arg(replay)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting the server");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the server exited at start: {status}");
-            }
-            assert!(Instant::now() < deadline, "the server did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            .arg(&replay);
+        Process::spawn(cmd)
+    })
 }
 
 /// `GET path` over TLS, verified against `ca_pem` for `name`; returns the status line.
@@ -492,38 +387,33 @@ async fn rustls_get(addr: SocketAddr, ca_pem: &[u8], name: &str, path: &str) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certs_are_accepted_by_rustls_and_curl() {
     let tmp = TempDir::new("serve");
-    let out = run(&[
+    let out = run([
         "certs",
         "--namespace",
         NAMESPACE,
         "--service-name",
         SERVICE,
         "--out",
-        tmp.0.to_str().expect("UTF-8"),
+        tmp.path().to_str().expect("UTF-8"),
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ca = std::fs::read(tmp.0.join("ca.crt")).expect("ca.crt");
-    let server = Server::start(&tmp.0);
+    assert!(out.status.success(), "{}", out.stderr);
+    let ca = std::fs::read(tmp.path().join("ca.crt")).expect("ca.crt");
+    let server = serve_certs(tmp.path());
+    let addr = SocketAddr::from(([127, 0, 0, 1], server.port));
 
     // The name kube-apiserver verifies (<service>.<namespace>.svc), and the loopback names.
     let host = format!("{SERVICE}.{NAMESPACE}.svc");
     for name in [host.as_str(), "localhost", "127.0.0.1"] {
-        let status = rustls_get(server.addr, &ca, name, "/healthz").await;
+        let status = rustls_get(addr, &ca, name, "/healthz").await;
         assert!(status.contains(" 200"), "{name}: {status}");
     }
-    let status = rustls_get(
-        server.addr,
-        &ca,
-        &host,
-        "/apis/custom.metrics.k8s.io/v1beta2",
-    )
-    .await;
+    let status = rustls_get(addr, &ca, &host, "/apis/custom.metrics.k8s.io/v1beta2").await;
     assert!(status.contains(" 200"), "discovery: {status}");
 
     if !have("curl", "certs_are_accepted_by_rustls_and_curl (curl part)") {
         return;
     }
-    let port = server.addr.port();
+    let port = server.port;
     for (url, extra) in [
         (format!("https://localhost:{port}/healthz"), None),
         (
@@ -534,16 +424,12 @@ async fn certs_are_accepted_by_rustls_and_curl() {
         let mut curl = Command::new("curl");
         curl.args(["--silent", "--show-error", "--fail", "--max-time", "10"])
             .arg("--cacert")
-            .arg(tmp.0.join("ca.crt"));
+            .arg(tmp.path().join("ca.crt"));
         if let Some(resolve) = &extra {
             curl.arg("--resolve").arg(resolve);
         }
-        let out = curl.arg(&url).output().expect("running curl");
-        assert!(
-            out.status.success(),
-            "curl {url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        curl.arg(&url);
+        run_command(curl).assert_success();
     }
     drop(server);
 }

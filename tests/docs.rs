@@ -42,22 +42,23 @@
 //! also reads) instead rewrites the expected output of every ordinary command that differs with
 //! what it printed (review it with `git diff`).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use common::TempDir;
+use common::bin::{self, Process, Started, free_port};
 
 /// The port the documents show.
 const DOC_PORT: &str = "18451";
 /// Longest an ordinary command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest a server may take to answer on its port.
-const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Words that start a shell construct rather than name a program.
 const SHELL_WORDS: [&str; 16] = [
     "time", "do", "then", "else", "!", "{", "}", "for", "while", "until", "if", "elif", "done",
@@ -524,73 +525,47 @@ fn on_path(program: &str) -> bool {
 /// A scratch directory of one document: `bin/flux-metrics-api` (the binary under test), `tmp/`
 /// (what `/tmp/` means in its commands) and the output files. Removed on drop.
 struct Scratch {
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl Scratch {
     fn new(index: usize) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("flux-metrics-docs-{}-{index}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("bin")).expect("creating the scratch directory");
-        std::fs::create_dir_all(dir.join("tmp")).expect("creating the scratch directory");
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_flux-metrics-api"),
-            dir.join("bin/flux-metrics-api"),
-        )
-        .expect("linking the binary into the scratch directory");
+        let dir = TempDir::new(&format!("docs-{index}"));
+        std::fs::create_dir_all(dir.path().join("bin")).expect("creating the scratch directory");
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("creating the scratch directory");
+        std::os::unix::fs::symlink(bin::BIN, dir.path().join("bin/flux-metrics-api"))
+            .expect("linking the binary into the scratch directory");
         Scratch { dir }
     }
 
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     fn tmp(&self) -> String {
-        format!("{}/tmp", self.dir.display())
+        format!("{}/tmp", self.path().display())
     }
 
     /// A command prepared to run as the documents' commands do.
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.current_dir(root()).stdin(Stdio::null());
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("FLUX_METRICS_")
-                || matches!(&*key, "FLUX_URI" | "FLUX_CORE_LIB" | "RUST_LOG")
-            {
-                cmd.env_remove(&*key);
-            }
-        }
+        bin::clean_env(&mut cmd).current_dir(root());
         let path = std::env::var_os("PATH").unwrap_or_default();
-        let mut dirs = vec![self.dir.join("bin")];
+        let mut dirs = vec![self.path().join("bin")];
         dirs.extend(std::env::split_paths(&path));
         cmd.env("PATH", std::env::join_paths(dirs).expect("a valid PATH"))
             .env("LC_ALL", "C")
             .env("NO_COLOR", "1")
-            .env("KUBECONFIG", self.dir.join("no-kubeconfig"))
-            .env("KUBECACHEDIR", self.dir.join("kube-cache"));
+            .env("KUBECONFIG", self.path().join("no-kubeconfig"))
+            .env("KUBECACHEDIR", self.path().join("kube-cache"));
         cmd
     }
 
-    /// An output file, opened for both stdout and stderr of a child so their lines interleave
-    /// as on a terminal.
-    fn output_file(&self, name: &str) -> (PathBuf, Stdio, Stdio) {
-        let path = self.dir.join(name);
-        let file = File::create(&path).expect("creating an output file");
-        let err = file.try_clone().expect("duplicating an output file");
-        (path, Stdio::from(file), Stdio::from(err))
+    /// Runs `cmd` with stdout and stderr in the output file `name`, so their lines interleave as
+    /// on a terminal.
+    fn spawn(&self, cmd: Command, name: &str) -> Process {
+        Process::spawn_to(cmd, &self.path().join(name))
     }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A free TCP port (a race with other processes remains; [`Server::start`] retries).
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding port 0")
 }
 
 /// `s` with every `from` not part of a longer number replaced by `to`.
@@ -620,36 +595,6 @@ fn replace_number(s: &str, from: &str, to: &str) -> String {
     out
 }
 
-/// Whether a server accepts connections on `port`. A bound port is not enough: `main` binds
-/// before the server loads its certificates and scripts, and the kernel completes connections
-/// to a bound port by itself. So this sends a record no TLS or HTTP server accepts and waits
-/// for the answer (an alert, an error or a close) that only an accepting server gives; it
-/// reaches no handler and is not logged as a request.
-fn serving(port: u16) -> bool {
-    use std::io::Read as _;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    if stream
-        .write_all(b"\x16\x03\x01\x00\x01\x00\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut byte = [0u8; 1];
-    // Any answer will do: a byte (of an alert), or end of file or a reset (a close).
-    match stream.read_exact(&mut byte) {
-        Ok(()) => true,
-        Err(e) => !matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-    }
-}
-
 /// Whether `text` runs `flux-metrics-api start` (in the background or not).
 fn is_start(text: &str) -> bool {
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -672,9 +617,7 @@ fn background_start(text: &str) -> Option<Vec<String>> {
 
 /// The server a `start` line started, killed on drop (also when a panic unwinds).
 struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
+    started: Started,
     line: usize,
     expected: Vec<String>,
 }
@@ -689,13 +632,11 @@ impl Server {
                 "a background `start` must listen on --port {DOC_PORT}, which the test replaces with a free port"
             ));
         }
-        let mut last = String::new();
-        for attempt in 0..3 {
-            let port = free_port();
-            let (log, out, err) =
-                scratch.output_file(&format!("server-{}-{attempt}.log", cmd.line));
-            let mut command = scratch.command(env!("CARGO_BIN_EXE_flux-metrics-api"));
-            command.arg0("flux-metrics-api").stdout(out).stderr(err);
+        let mut attempt = 0;
+        let started = bin::try_start(|port| {
+            attempt += 1;
+            let mut command = scratch.command(bin::BIN);
+            command.arg0("flux-metrics-api");
             let mut args = words.iter().skip_while(|w| is_assignment(w));
             for w in words.iter().take_while(|w| is_assignment(w)) {
                 let (k, v) = w.split_once('=').expect("an assignment");
@@ -706,51 +647,27 @@ impl Server {
                 let a = replace_number(a, DOC_PORT, &port.to_string());
                 command.arg(a.replace("/tmp/", &format!("{}/", scratch.tmp())));
             }
-            let child = command
-                .spawn()
-                .map_err(|e| format!("spawning the server: {e}"))?;
-            let mut server = Server {
-                child,
-                port,
-                log,
-                line: cmd.line,
-                expected: cmd.expected.clone(),
-            };
-            let deadline = Instant::now() + LISTEN_TIMEOUT;
-            loop {
-                if serving(port) {
-                    return Ok(server);
-                }
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    last = format!(
-                        "the server exited ({status}) before serving; it printed:\n{}",
-                        std::fs::read_to_string(&server.log).unwrap_or_default()
-                    );
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err(format!(
-                        "the server did not answer on its port within {LISTEN_TIMEOUT:?}"
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if !last.contains("in use") {
-                break;
-            }
-        }
-        Err(last)
+            scratch.spawn(command, &format!("server-{}-{attempt}.log", cmd.line))
+        })?;
+        Ok(Server {
+            started,
+            line: cmd.line,
+            expected: cmd.expected.clone(),
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.started.port
     }
 
     /// Stops the server and compares what it printed with the lines shown under its `start`.
     fn stop(mut self, run: &mut Run<'_>) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.started.process.kill();
         if self.expected.is_empty() {
             return;
         }
-        let printed = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let got = run.output_lines(&printed, Some(self.port));
+        let printed = self.started.process.stdout();
+        let got = run.output_lines(&printed, Some(self.port()));
         let mut expected: Vec<String> = self.expected.iter().map(|l| normalise(l)).collect();
         expected.push("...".to_owned());
         if !matches(&expected, &got) {
@@ -761,13 +678,6 @@ impl Server {
                 diff(&expected, &got)
             ));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -822,27 +732,14 @@ impl Run<'_> {
             .text
             .replace("/tmp/", &format!("{}/", self.scratch.tmp()));
         let text = replace_number(&text, DOC_PORT, &port.to_string());
-        let (path, out, err) = self
+        let mut bash = self.scratch.command("bash");
+        bash.arg("-c").arg(&text);
+        let mut child = self
             .scratch
-            .output_file(&format!("command-{}.out", cmd.line));
-        let mut child = match self
-            .scratch
-            .command("bash")
-            .arg("-c")
-            .arg(&text)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => {
-                self.failures
-                    .push(format!("{}:{}: cannot run bash: {e}", self.name, cmd.line));
-                return;
-            }
-        };
-        let status = wait_for(&mut child, COMMAND_TIMEOUT);
-        let printed = std::fs::read_to_string(&path).unwrap_or_default();
+            .spawn(bash, &format!("command-{}.out", cmd.line));
+        let status = child.wait_for(COMMAND_TIMEOUT);
+        child.kill();
+        let printed = child.stdout();
         let got = self.output_lines(&printed, Some(port));
         let expected: Vec<String> = cmd.expected.iter().map(|l| normalise(l)).collect();
         if matches(&expected, &got) {
@@ -875,22 +772,6 @@ fn describe(status: ExitStatus) -> String {
     match status.code() {
         Some(code) => format!("exit status {code}"),
         None => status.to_string(),
-    }
-}
-
-/// Waits for `child` at most `timeout`; kills it after that (`None`).
-fn wait_for(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-        }
     }
 }
 
@@ -965,7 +846,7 @@ fn run_document(index: usize, name: &str) -> Report {
                 // A start that is to fail gets a port of its own: should it serve after all, it
                 // must not take another file's port (or 18451, which a person may be using).
                 let port = match &server {
-                    Some(s) if !is_start(&cmd.text) => s.port,
+                    Some(s) if !is_start(&cmd.text) => s.port(),
                     _ => free_port(),
                 };
                 run.run_command(&cmd, &block.indent, port);

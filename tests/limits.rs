@@ -11,11 +11,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bin::{Started, http_get};
 use common::{Proto, Reply, Server, TempDir};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -435,85 +434,23 @@ async fn shutdown_grace_bounds_how_long_a_hanging_request_delays_the_end() {
 // ---------------------------------------------------------------------------------------------
 // Signals to the real binary
 
-const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
-
-/// `GET path` over plain HTTP/1.1 to `port`: the status code and body.
-fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(8)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)?;
-    if answer.is_empty() {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let code = status_of(answer.as_bytes());
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((code, body))
+/// `start --insecure-http` replaying `replay` with no cache and `extra` flags, once it serves.
+fn start_binary(replay: &TempDir, extra: &[&str]) -> Started {
+    let mut flags = vec!["--max-age", "0s"];
+    flags.extend(extra);
+    common::bin::start_replay(replay.path(), &flags)
 }
 
-/// `start --insecure-http` on a free port, replaying `replay` with no cache, with `extra` flags;
-/// returns once `/healthz` answers.
-fn start_binary(replay: &TempDir, extra: &[&str]) -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["start", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--replay")
-        .arg(replay.path())
-        .args(["--insecure-http", "--max-age", "0s", "--quiet"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("FLUX_") || key == "RUST_LOG" {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd.spawn().expect("starting the server");
-    let deadline = Instant::now() + Duration::from_secs(8);
-    loop {
-        if let Ok((200, _)) = http_get(port, "/healthz") {
-            return (child, port);
-        }
-        if let Some(status) = child.try_wait().expect("polling the server") {
-            panic!("the server exited before answering: {status:?}");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server did not answer /healthz within 8 s");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-/// Sends `signal` (`INT`, `TERM`) to `child` with kill(1).
-fn send_signal(child: &Child, signal: &str) {
-    let killed = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(killed.success(), "kill -{signal} failed");
-}
-
-/// Sends `signal` to the binary while a request waits on the (1 s slow) broker; the request gets
+/// Sends `signal` to the binary while a request waits on the (slow) broker; the request gets
 /// its 200 and the binary exits 0.
 fn signal_finishes_the_request_in_flight_then_exits_zero(signal: &str) {
-    let replay = replay_with_fault("delay 1s");
-    let (mut child, port) = start_binary(&replay, &[]);
+    let replay = replay_with_fault("delay 2s");
+    let server = start_binary(&replay, &[]);
+    let port = server.port;
     let request = std::thread::spawn(move || http_get(port, METRIC));
-    std::thread::sleep(Duration::from_millis(300));
-    send_signal(&child, signal);
-    let status = wait_exit(&mut child, Duration::from_secs(8));
+    // Time for the request to reach the server; it then waits on the broker for 2 s.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = server.stop(signal);
     let (code, body) = request
         .join()
         .expect("the request thread panicked")
@@ -521,22 +458,7 @@ fn signal_finishes_the_request_in_flight_then_exits_zero(signal: &str) {
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
     assert_eq!(v["items"][0]["value"], "4", "{v}");
-    assert_eq!(status.code(), Some(0), "SIG{signal}: {status:?}");
-}
-
-/// Waits (bounded by `within`) for `child` to exit.
-fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(status) = child.try_wait().expect("waiting for the server") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the server did not exit within {within:?} of the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert_eq!(out.status.code(), Some(0), "SIG{signal}: {out}");
 }
 
 #[test]
@@ -549,24 +471,20 @@ fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     signal_finishes_the_request_in_flight_then_exits_zero("TERM");
 }
 
+/// The broker hangs for longer than the test waits for the exit: only the grace period can end
+/// the request, and with it the process.
 #[test]
-fn sigterm_exits_zero_within_the_grace_period_even_with_a_hanging_request() {
+fn sigterm_exits_zero_after_the_grace_period_even_with_a_hanging_request() {
     let replay = replay_with_fault("hang");
-    let (mut child, port) = start_binary(
+    let server = start_binary(
         &replay,
-        &["--flux-timeout", "10s", "--shutdown-grace", "500ms"],
+        &["--flux-timeout", "10m", "--shutdown-grace", "500ms"],
     );
+    let port = server.port;
     let request = std::thread::spawn(move || http_get(port, METRIC));
-    std::thread::sleep(Duration::from_millis(300));
-    let signalled = Instant::now();
-    send_signal(&child, "TERM");
-    let status = wait_exit(&mut child, Duration::from_secs(8));
-    let took = signalled.elapsed();
-    assert_eq!(status.code(), Some(0), "{status:?}");
-    assert!(
-        took < Duration::from_millis(2500),
-        "exited {took:?} after SIGTERM with --shutdown-grace 500ms"
-    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = server.stop("TERM");
+    assert_eq!(out.status.code(), Some(0), "{out}");
     // The abandoned request gets no answer (its connection closes with the process).
     let answer = request.join().expect("the request thread panicked");
     assert!(

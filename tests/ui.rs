@@ -10,9 +10,10 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::bin::{Output, Process};
 use common::{Server, TempDir};
 use flux_metrics::server::config::TlsSource;
 
@@ -29,22 +30,11 @@ fn find_chromium() -> Option<PathBuf> {
     })
 }
 
-/// What one Chromium run printed.
-struct Run {
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs headless Chromium on `url` with `extra` flags and a fresh profile, killing it after
 /// [`BROWSER_TIMEOUT`]. Panics when it fails or takes too long.
-fn chromium(browser: &Path, url: &str, extra: &[&str]) -> Run {
+fn chromium(browser: &Path, url: &str, extra: &[&str]) -> Output {
     let dir = TempDir::new("chromium");
     let profile = dir.path().join("profile");
-    let out_path = dir.path().join("stdout");
-    let err_path = dir.path().join("stderr");
-    // Output goes to files, not pipes: a DOM larger than a pipe's buffer cannot block the browser.
-    let out = std::fs::File::create(&out_path).expect("creating the stdout file");
-    let err = std::fs::File::create(&err_path).expect("creating the stderr file");
     let mut cmd = Command::new(browser);
     cmd.args([
         "--headless",
@@ -62,35 +52,10 @@ fn chromium(browser: &Path, url: &str, extra: &[&str]) -> Run {
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
     .args(extra)
-    .arg(url)
-    .stdin(Stdio::null())
-    .stdout(out)
-    .stderr(err);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {}: {e}", browser.display()));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for chromium") {
-            break status;
-        }
-        if started.elapsed() > BROWSER_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
-            panic!("chromium {extra:?} took more than {BROWSER_TIMEOUT:?}; stderr:\n{stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let run = Run {
-        stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
-    };
-    assert!(
-        status.success(),
-        "chromium {extra:?} failed ({status}); stderr:\n{}",
-        run.stderr
-    );
+    .arg(url);
+    // Output is collected while it runs: a DOM larger than a pipe's buffer cannot block it.
+    let run = Process::spawn(cmd).finish(BROWSER_TIMEOUT);
+    run.assert_success();
     run
 }
 

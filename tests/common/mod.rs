@@ -4,7 +4,12 @@
 //!
 //! Everything is built from crates the server already uses (rcgen, rustls, tokio-rustls, hyper),
 //! so the tests add no heavy dependency and exercise the same TLS stack a client-go peer meets.
-#![allow(dead_code)] // each test binary uses a different part of the harness
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
+
+pub(crate) mod bin;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -77,6 +82,12 @@ impl TempDir {
         &self.path
     }
 
+    /// The text of the file `name` in the directory, or `""` if there is none (for failure
+    /// messages).
+    pub(crate) fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path.join(name)).unwrap_or_default()
+    }
+
     /// A copy of the recorded scenario `scenario` in a fresh temp dir.
     pub(crate) fn with_scenario(scenario: &str) -> TempDir {
         let dir = TempDir::new(scenario);
@@ -138,7 +149,6 @@ impl Pki {
     }
 
     /// A rustls client configuration trusting only this CA and presenting a client certificate.
-    #[allow(dead_code, reason = "not every test binary uses client certificates")]
     pub(crate) fn client_config_with_certificate(
         &self,
         chain_pem: &str,
@@ -242,7 +252,6 @@ impl Server {
     }
 
     /// A client presenting a client certificate (PEM chain and key), letting ALPN choose.
-    #[allow(dead_code, reason = "not every test binary uses client certificates")]
     pub(crate) fn client_with_certificate(&self, chain_pem: &str, key_pem: &str) -> Client {
         Client {
             addr: self.addr,
@@ -253,7 +262,6 @@ impl Server {
     }
 
     /// The PEM of the CA that signed the server's certificate.
-    #[allow(dead_code, reason = "not every test binary reads it")]
     pub(crate) fn server_ca_pem(&self) -> &str {
         &self.pki.ca_pem
     }
