@@ -538,10 +538,21 @@ pub(crate) mod tests {
 
     #[test]
     fn allocated_null_is_an_empty_set() {
-        let mut a = answers("idle");
-        a.sched_status = a.sched_status.replacen("\"allocated\"", "\"ignored\"", 1);
+        // `busy` has allocations, so a null that were misread would show.
+        let recorded = snapshot("busy");
+        assert_eq!(recorded.nodes.allocated, 3);
+        assert_eq!(recorded.nodes.cores_allocated, 3);
+        let mut a = answers("busy");
+        let mut sched: serde_json::Value = serde_json::from_str(&a.sched_status).unwrap();
+        assert!(sched["allocated"].is_object(), "{sched}");
+        sched["allocated"] = serde_json::Value::Null;
+        a.sched_status = sched.to_string();
         let s = Snapshot::parse(&a, Utc::now()).unwrap();
-        assert_eq!(s.nodes.allocated, 0);
+        let n = s.nodes;
+        assert_eq!((n.allocated, n.cores_allocated, n.min_size), (0, 0, 0));
+        assert_eq!((n.free, n.idle, n.cores_free), (n.up, n.up, n.cores_up));
+        assert_eq!(n.up, recorded.nodes.up);
+        assert_eq!(s.free, s.up);
     }
 
     #[test]

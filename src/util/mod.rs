@@ -4,5 +4,7 @@
 
 pub mod dns;
 pub mod duration;
+#[cfg(test)]
+pub(crate) mod scratch;
 pub mod stamp;
 pub mod text;

@@ -25,16 +25,13 @@ mod tests {
 
     #[test]
     fn a_missing_file_has_no_stamp_and_a_written_one_has() {
-        let dir = std::env::temp_dir().join(format!("flux-metrics-stamp-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("f");
-        let _ = std::fs::remove_file(&file);
+        let dir = crate::util::scratch::TempDir::new("stamp");
+        let file = dir.path().join("f");
         let before = stamps(std::slice::from_ref(&file));
         assert_eq!(before, [None]);
         std::fs::write(&file, "x").unwrap();
         let after = stamps(std::slice::from_ref(&file));
         assert_ne!(before, after);
         assert_eq!(after[0].map(|(_, len)| len), Some(1));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

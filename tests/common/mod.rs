@@ -369,43 +369,50 @@ pub(crate) struct Client {
 impl Client {
     /// A TLS connection, verified against the test CA for `localhost`.
     pub(crate) async fn tls(&self) -> TlsStream<TcpStream> {
-        let tcp = TcpStream::connect(self.addr).await.expect("connecting");
+        self.try_tls().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A TLS connection, or why there is none (refused, closed, timed out, not verified).
+    pub(crate) async fn try_tls(&self) -> Result<TlsStream<TcpStream>, String> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| format!("connecting: {e}"))?;
         let name = ServerName::try_from("localhost").expect("server name");
         tokio::time::timeout(IO_TIMEOUT, self.connector.connect(name, tcp))
             .await
-            .expect("TLS handshake timed out")
-            .expect("TLS handshake")
+            .map_err(|_| "TLS handshake timed out".to_owned())?
+            .map_err(|e| format!("TLS handshake: {e}"))
     }
 
     /// An HTTP connection, HTTP/2 or HTTP/1.1 as ALPN decided.
     pub(crate) async fn connect(&self) -> Conn {
-        let tls = self.tls().await;
+        self.try_connect().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An HTTP connection, or why there is none.
+    pub(crate) async fn try_connect(&self) -> Result<Conn, String> {
+        let tls = self.try_tls().await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
         let authority = format!("localhost:{}", self.addr.port());
-        if h2 {
+        let sender = if h2 {
             let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                 .await
-                .expect("HTTP/2 handshake");
+                .map_err(|e| format!("HTTP/2 handshake: {e}"))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Conn {
-                sender: Sender::H2(sender),
-                authority,
-            }
+            Sender::H2(sender)
         } else {
             let (sender, conn) = hyper::client::conn::http1::handshake(io)
                 .await
-                .expect("HTTP/1.1 handshake");
+                .map_err(|e| format!("HTTP/1.1 handshake: {e}"))?;
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Conn {
-                sender: Sender::H1(sender),
-                authority,
-            }
-        }
+            Sender::H1(sender)
+        };
+        Ok(Conn { sender, authority })
     }
 
     /// `GET path` on a fresh connection.
@@ -461,6 +468,11 @@ impl Conn {
         self.send("GET", path, &[], empty()).await
     }
 
+    /// `GET path`, or why it got no answer (the connection was closed, or it timed out).
+    pub(crate) async fn try_get(&mut self, path: &str) -> Result<Reply, String> {
+        self.try_send("GET", path, &[], empty()).await
+    }
+
     /// `method path` with `headers` and `body`.
     pub(crate) async fn send(
         &mut self,
@@ -469,6 +481,19 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Body,
     ) -> Reply {
+        self.try_send(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Conn::send`], or why it got no answer.
+    pub(crate) async fn try_send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Result<Reply, String> {
         let mut req = Request::builder().method(method);
         req = match self.sender {
             // Origin form and a Host header, as HTTP/1.1 clients send.
@@ -482,28 +507,32 @@ impl Conn {
         let req = req.body(body).expect("building the request");
         let exchange = async {
             let resp = match &mut self.sender {
-                Sender::H1(s) => {
-                    s.ready().await.expect("connection ready");
-                    s.send_request(req).await
-                }
-                Sender::H2(s) => {
-                    s.ready().await.expect("connection ready");
-                    s.send_request(req).await
-                }
+                Sender::H1(s) => match s.ready().await {
+                    Ok(()) => s.send_request(req).await,
+                    Err(e) => Err(e),
+                },
+                Sender::H2(s) => match s.ready().await {
+                    Ok(()) => s.send_request(req).await,
+                    Err(e) => Err(e),
+                },
             }
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            .map_err(|e| format!("{method} {path}: {e}"))?;
             let (parts, body) = resp.into_parts();
-            let body = body.collect().await.expect("reading the body").to_bytes();
-            Reply {
+            let body = body
+                .collect()
+                .await
+                .map_err(|e| format!("{method} {path}: reading the body: {e}"))?
+                .to_bytes();
+            Ok(Reply {
                 status: parts.status,
                 headers: parts.headers,
                 version: parts.version,
                 body,
-            }
+            })
         };
         tokio::time::timeout(IO_TIMEOUT, exchange)
             .await
-            .unwrap_or_else(|_| panic!("{method} {path}: no answer within {IO_TIMEOUT:?}"))
+            .map_err(|_| format!("{method} {path}: no answer within {IO_TIMEOUT:?}"))?
     }
 
     /// A handle for sending requests concurrently on this HTTP/2 connection.

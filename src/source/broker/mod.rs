@@ -307,26 +307,8 @@ impl Broker {
 mod tests {
     use super::worker::BACKOFF_MAX;
     use super::*;
+    use crate::util::scratch::TempDir;
     use std::path::Path;
-
-    fn scenario_copy(name: &str) -> PathBuf {
-        use std::sync::atomic::AtomicUsize;
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name);
-        let dst = std::env::temp_dir().join(format!(
-            "flux-metrics-broker-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dst).unwrap();
-        for f in std::fs::read_dir(src).unwrap() {
-            let f = f.unwrap();
-            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
-        }
-        dst
-    }
 
     fn start(dir: &Path, max_age: Duration, timeout: Duration) -> Broker {
         Broker::start(Settings {
@@ -339,8 +321,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_asks_share_one_round() {
-        let dir = scenario_copy("busy");
-        let b = start(&dir, Duration::from_secs(60), Duration::from_secs(5));
+        let tmp = TempDir::with_scenario("busy");
+        let dir = tmp.path();
+        let b = start(dir, Duration::from_secs(60), Duration::from_secs(5));
         let asks: Vec<_> = (0..500)
             .map(|_| {
                 tokio::spawn({
@@ -358,9 +341,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn without_cache_rounds_are_bounded_by_concurrency_not_asks() {
-        let dir = scenario_copy("busy");
+        let tmp = TempDir::with_scenario("busy");
+        let dir = tmp.path();
         std::fs::write(dir.join(FAULT_FILE), "delay 20ms").unwrap();
-        let b = start(&dir, Duration::ZERO, Duration::from_secs(5));
+        let b = start(dir, Duration::ZERO, Duration::from_secs(5));
         let asks: Vec<_> = (0..200)
             .map(|_| {
                 tokio::spawn({
@@ -383,38 +367,51 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn expired_answers_are_refreshed_in_the_background_once() {
-        let dir = scenario_copy("busy");
-        let b = start(&dir, Duration::from_millis(200), Duration::from_secs(5));
+        let tmp = TempDir::with_scenario("busy");
+        let dir = tmp.path();
+        let max_age = Duration::from_millis(500);
+        let b = start(dir, max_age, Duration::from_secs(5));
         let first = b.snapshot().await.unwrap();
+        let rounds = || b.stats().rounds.load(Ordering::Relaxed);
+        assert_eq!(rounds(), 1);
         std::fs::write(dir.join(FAULT_FILE), "delay 300ms").unwrap();
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        // Expired: the previous answer comes back at once while one round runs behind it.
+        tokio::time::sleep(max_age + Duration::from_millis(50)).await;
+        // Expired but younger than twice max_age: every ask gets the previous answer rather than
+        // waiting for the round that the first of them started (the answer that round brings is
+        // a new snapshot, so an ask that waited would not get `first`). How fast that is, is
+        // measured by scripts/bench.sh (BENCHMARKS.md), not here.
         for _ in 0..50 {
-            let started = Instant::now();
             let s = b.snapshot().await.unwrap();
             assert!(Arc::ptr_eq(&s, &first));
-            assert!(
-                started.elapsed() < Duration::from_millis(100),
-                "{:?}",
-                started.elapsed()
-            );
         }
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(b.stats().rounds.load(Ordering::Relaxed), 2);
-        let second = b.snapshot().await.unwrap();
+        // The refresh lands: a new answer, from one round for the 50 asks.
+        let refreshed = async {
+            loop {
+                let s = b.snapshot().await.unwrap();
+                if !Arc::ptr_eq(&s, &first) {
+                    return s;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let second = tokio::time::timeout(Duration::from_secs(10), refreshed)
+            .await
+            .expect("the background refresh never landed");
         assert!(!Arc::ptr_eq(&second, &first));
+        assert_eq!(rounds(), 2, "one refresh for 50 asks");
 
         // Past twice max_age nothing stale is served: the ask waits for its round.
         std::fs::write(dir.join(FAULT_FILE), "unavailable").unwrap();
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        tokio::time::sleep(max_age * 2 + Duration::from_millis(50)).await;
         assert!(b.snapshot().await.is_err());
         b.stop();
     }
 
     #[tokio::test]
     async fn broker_faults_come_and_go() {
-        let dir = scenario_copy("idle");
-        let b = start(&dir, Duration::ZERO, Duration::from_millis(300));
+        let tmp = TempDir::with_scenario("idle");
+        let dir = tmp.path();
+        let b = start(dir, Duration::ZERO, Duration::from_millis(300));
         assert!(b.snapshot().await.is_ok());
 
         std::fs::write(dir.join(FAULT_FILE), "unavailable").unwrap();
@@ -424,14 +421,12 @@ mod tests {
 
         std::fs::write(dir.join(FAULT_FILE), "hang").unwrap();
         tokio::time::sleep(BACKOFF_MAX).await;
-        let started = Instant::now();
-        let e = b.snapshot().await.unwrap_err();
+        // A timeout error, not a hang: the deadline is the broker's own.
+        let e = tokio::time::timeout(Duration::from_secs(10), b.snapshot())
+            .await
+            .expect("an ask of a hanging broker never ended")
+            .unwrap_err();
         assert!(e.to_string().contains("no answer within 300ms"), "{e}");
-        assert!(
-            started.elapsed() < Duration::from_millis(600),
-            "{:?}",
-            started.elapsed()
-        );
 
         std::fs::write(dir.join(FAULT_FILE), "error Function not implemented").unwrap();
         tokio::time::sleep(BACKOFF_MAX + Duration::from_millis(400)).await;
