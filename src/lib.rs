@@ -25,8 +25,9 @@
 //!   ([`custom::CustomError`]), and what `flux.rpc` reaches ([`custom::Host`]).
 //! - [`source`]: the Flux side — the broker thread ([`source::broker`]: the handle and cache,
 //!   its loop, live and replayed connections, simulated faults), parsed answers
-//!   ([`source::snapshot`]), idsets, hostlists and Rv1 sets ([`source::rlist`]), and the metric
-//!   catalogue ([`source::catalogue`]).
+//!   ([`source::snapshot`]), idsets, hostlists and Rv1 sets ([`source::rlist`]), the metric
+//!   catalogue ([`source::catalogue`]), and the drain-before-shrink decision
+//!   ([`source::shrink`]).
 //! - [`util`]: durations, excerpts, Kubernetes name rules and file stamps, shared by all.
 #![forbid(unsafe_code)]
 

@@ -1,9 +1,10 @@
 //! The Flux side: the one thread that talks to the broker ([`broker`]), what a round of its
 //! answers says ([`snapshot`]), the resource-set arithmetic it needs ([`rlist`]), and the metric
-//! catalogue computed from it ([`catalogue`]). Nothing here knows about HTTP, Kubernetes or
-//! scripts.
+//! catalogue computed from it ([`catalogue`]), and which ranks to drain before a shrink
+//! ([`shrink`]). Nothing here knows about HTTP, Kubernetes or scripts.
 
 pub mod broker;
 pub mod catalogue;
 pub mod rlist;
+pub mod shrink;
 pub mod snapshot;

@@ -147,6 +147,13 @@ pub struct Snapshot {
     pub free: ResourceSet,
     /// Drained ranks.
     pub drained: IdSet,
+    /// The drains this server made for a shrink, each with the size its reason names
+    /// ([`crate::source::shrink`]).
+    pub shrink_drains: Vec<(IdSet, u64)>,
+    /// Online ranks (`resource.status`; the up ranks when the answer does not say).
+    pub online: IdSet,
+    /// Ranks excluded by the instance's configuration (never scheduled, cannot be drained).
+    pub excluded: IdSet,
     /// Derived node/core/GPU counts.
     pub nodes: NodeCounts,
     /// Job counters of the whole instance.
@@ -167,7 +174,17 @@ struct SchedStatus {
 #[derive(Deserialize)]
 struct ResourceStatus {
     #[serde(default)]
-    drain: BTreeMap<String, serde_json::Value>,
+    drain: BTreeMap<String, DrainInfo>,
+    #[serde(default)]
+    online: Option<String>,
+    #[serde(default)]
+    exclude: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DrainInfo {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -317,6 +334,22 @@ impl Snapshot {
                 message: format!("drain: {e}"),
             })?;
         let drained = IdSet::union_all(&drain_sets);
+        let shrink_drains = drain_sets
+            .iter()
+            .zip(status.drain.values())
+            .filter_map(|(ranks, info)| {
+                let size = crate::source::shrink::size_of_reason(info.reason.as_deref()?)?;
+                Some((ranks.clone(), size))
+            })
+            .collect();
+        let status_set = |which: &str, text: Option<&str>| {
+            text.map(IdSet::parse).transpose().map_err(|e| ParseError {
+                topic: TOPIC_RESOURCE_STATUS,
+                message: format!("{which}: {e}"),
+            })
+        };
+        let online = status_set("online", status.online.as_deref())?.unwrap_or_else(|| up.ranks());
+        let excluded = status_set("exclude", status.exclude.as_deref())?.unwrap_or_default();
 
         let nodes = NodeCounts {
             all: all.nnodes(),
@@ -371,6 +404,9 @@ impl Snapshot {
             allocated,
             free,
             drained,
+            shrink_drains,
+            online,
+            excluded,
             nodes,
             jobs,
             queues,
@@ -509,6 +545,32 @@ pub(crate) mod tests {
     fn drained_rank_is_counted() {
         assert_eq!(snapshot("drained").nodes.drained, 1);
         assert_eq!(snapshot("idle").nodes.drained, 0);
+    }
+
+    #[test]
+    fn drains_of_this_server_are_told_apart_by_their_reason() {
+        let mut a = answers("idle");
+        a.resource_status = r#"{"online": "0-2", "exclude": "3", "drain": {
+            "1": {"timestamp": 1.0, "reason": "maintenance window"},
+            "2": {"timestamp": 2.0, "reason": "flux-metrics-api: shrinking to 2"},
+            "0": {"timestamp": 3.0}}}"#
+            .into();
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!(s.drained.to_string(), "0-2");
+        assert_eq!(s.shrink_drains, [(IdSet::parse("2").unwrap(), 2)]);
+        assert_eq!(
+            (s.online.to_string(), s.excluded.to_string()),
+            ("0-2".into(), "3".into())
+        );
+        // Without the online set (older brokers), the up ranks are the online ones.
+        a.resource_status = r#"{"drain": {}}"#.into();
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!((s.online.to_string(), s.excluded.len()), ("0-3".into(), 0));
+        a.resource_status = r#"{"online": "x"}"#.into();
+        assert_eq!(
+            Snapshot::parse(&a, Utc::now()).unwrap_err().topic,
+            TOPIC_RESOURCE_STATUS
+        );
     }
 
     #[test]

@@ -72,6 +72,12 @@ impl IdSet {
         IdSet { ranges: merged }
     }
 
+    /// The ids `lo..=hi` (empty when `hi < lo`).
+    pub fn range(lo: u32, hi: u32) -> IdSet {
+        let ranges = if lo <= hi { vec![(lo, hi)] } else { Vec::new() };
+        IdSet { ranges }
+    }
+
     /// Number of ids in the set (up to 2³², hence `u64`).
     pub fn len(&self) -> u64 {
         self.ranges
@@ -334,6 +340,8 @@ mod tests {
             "1-4294967294"
         );
         assert!(huge.difference(&huge).is_empty());
+        assert_eq!(IdSet::range(3, 7).to_string(), "3-7");
+        assert!(IdSet::range(7, 3).is_empty());
     }
 
     fn arb_idset() -> impl Strategy<Value = IdSet> {
