@@ -32,10 +32,16 @@ ARG RUST_IMAGE=rust:1.95-slim-bullseye
 ARG FLUX_IMAGE=fluxrm/flux-core:jammy
 
 FROM ${RUST_IMAGE} AS builder
+# .dockerignore leaves out .git, so the commit `version` and /version report comes in here:
+#   docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t flux-metrics-api .
+# SOURCE_DATE_EPOCH (seconds) fixes the build date they report, for reproducible images.
+ARG GIT_COMMIT=
+ARG SOURCE_DATE_EPOCH=
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
+    FLUX_METRICS_GIT_COMMIT="${GIT_COMMIT}" SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH}" \
     cargo build --release --locked --bin flux-metrics-api \
  && cp target/release/flux-metrics-api /usr/local/bin/flux-metrics-api
 

@@ -5,35 +5,43 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use flux_metrics::cli::{Cli, Command, LogFormat};
+use flux_metrics::cli::{self, Cli, Command, LogFormat};
 use flux_metrics::server::config::Config;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `get` prints for a person: only problems go to the log unless more is asked for.
-    let quiet_get = matches!(cli.command, Command::Get(_)) && !(cli.log.verbose || cli.log.debug);
-    let level = if quiet_get { "warn" } else { cli.log.filter() };
+    let log = cli.log.merged(cli.command.log());
+    // `get`, `record` and `check` print for a person and say every problem themselves: the log
+    // adds only errors, unless more is asked for, so that nothing is said twice.
+    let for_a_person = matches!(
+        cli.command,
+        Command::Get(_) | Command::Record(_) | Command::Check(_)
+    );
+    let quiet = for_a_person && !(log.verbose || log.debug);
+    let level = if quiet { "error" } else { log.filter() };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match cli.log.log_format {
+    match log.log_format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
+    let ok = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
         Command::Version => {
-            println!("{}", env!("CARGO_PKG_VERSION"));
+            println!("flux-metrics-api {}", flux_metrics::util::version::long());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Get(args) => flux_metrics::cli::get::run(&args),
-        Command::Certs(args) => flux_metrics::cli::certs::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Manifests(args) => {
-            flux_metrics::cli::manifests::run(&args).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Start(args) => start(*args).map(|()| ExitCode::SUCCESS),
+        Command::Get(args) => cli::get::run(&args),
+        Command::Record(args) => ok(cli::record::run(&args)),
+        Command::Check(args) => cli::check::run(*args),
+        Command::Certs(args) => ok(cli::certs::run(&args)),
+        Command::Manifests(args) => ok(cli::manifests::run(&args)),
+        Command::Completions(args) => ok(cli::completions(&args)),
+        Command::Start(args) => ok(start(*args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("flux-metrics-api: {e:#}");
@@ -41,7 +49,7 @@ fn main() -> ExitCode {
     })
 }
 
-fn start(args: flux_metrics::cli::StartArgs) -> anyhow::Result<()> {
+fn start(args: cli::StartArgs) -> anyhow::Result<()> {
     let config = Config::try_from(args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -258,11 +258,22 @@ async fn serves_version_and_openapi_documents() {
     let version = env!("CARGO_PKG_VERSION");
     let mut parts = version.split('.');
     let mut v = server.get("/version").await.expect_json(200);
-    let commit = v
-        .as_object_mut()
-        .and_then(|o| o.remove("gitCommit"))
-        .expect("gitCommit");
-    assert!(commit.is_string(), "{commit}");
+    let mut take = |field: &str| -> String {
+        let value = v.as_object_mut().and_then(|o| o.remove(field));
+        value
+            .and_then(|x| x.as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("{field}"))
+    };
+    // Filled by build.rs: the checkout's commit, and an RFC 3339 build time.
+    let (commit, date) = (take("gitCommit"), take("buildDate"));
+    assert!(
+        commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+        "gitCommit {commit:?}"
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&date).is_ok(),
+        "buildDate {date:?}"
+    );
     assert_eq!(
         v,
         json!({
@@ -270,7 +281,6 @@ async fn serves_version_and_openapi_documents() {
             "minor": parts.next().unwrap(),
             "gitVersion": format!("v{version}"),
             "gitTreeState": "",
-            "buildDate": "",
             "goVersion": "",
             "compiler": "rustc",
             "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),

@@ -60,6 +60,140 @@ fn version_flag_and_command_print_the_version() {
         r.assert_success();
         assert!(r.stdout.contains(version), "{args:?}: {}", r.stdout);
     }
+    // The long forms name the commit and the build date (build.rs).
+    for args in [&["--version"][..], &["version"]] {
+        let r = run(args);
+        let line = r.stdout.trim();
+        let commit = line
+            .split("(commit ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("{args:?}: no commit in {line:?}"));
+        assert!(
+            commit.len() == 12 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{args:?}: commit {commit:?} in {line:?}"
+        );
+        assert!(
+            line.contains(", built 20") && line.ends_with("Z)"),
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn help_groups_flags_under_headings_and_lists_only_each_commands_own() {
+    let start = run(["start", "--help"]);
+    start.assert_success();
+    let headings = [
+        "Listening:",
+        "TLS:",
+        "Who may read:",
+        "Flux broker:",
+        "Custom metrics:",
+        "History:",
+        "Logging:",
+    ];
+    let mut at = 0;
+    for h in headings {
+        let found = start.stdout[at..]
+            .find(&format!("\n{h}\n"))
+            .unwrap_or_else(|| panic!("no heading {h} after byte {at}:\n{}", start.stdout));
+        at += found + 1;
+    }
+    // The logging flags sit under Logging, not among the TLS flags.
+    let tls = &start.stdout[start.stdout.find("\nTLS:\n").unwrap()..];
+    let tls = &tls[..tls.find("\nWho may read:\n").unwrap()];
+    assert!(!tls.contains("--verbose"), "{tls}");
+
+    for sub in ["certs", "manifests", "completions"] {
+        let r = run([sub, "--help"]);
+        r.assert_success();
+        for flag in ["--verbose", "--log-format", "--replay", "--flux-uri"] {
+            assert!(
+                !r.stdout.contains(flag),
+                "`{sub} --help` lists {flag}:\n{}",
+                r.stdout
+            );
+        }
+    }
+    let manifests = run(["manifests", "--help"]);
+    assert!(
+        manifests
+            .stdout
+            .contains("<--ca-file <FILE>|--insecure-skip-tls-verify>"),
+        "the usage line does not show that one of them is required:\n{}",
+        manifests.stdout
+    );
+    let r = run(["manifests"]);
+    r.assert_failure();
+    assert!(
+        r.stderr.contains("--ca-file") && r.stderr.contains("--insecure-skip-tls-verify"),
+        "{}",
+        r.stderr
+    );
+    // Logging flags are still accepted before any command.
+    run(["--quiet", "manifests", "--insecure-skip-tls-verify"]).assert_success();
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _flux__metrics__api"),
+        ("zsh", "#compdef flux-metrics-api"),
+        ("fish", "complete -c flux-metrics-api"),
+    ] {
+        let r = run(["completions", shell]);
+        r.assert_success();
+        assert!(r.stdout.contains(marker), "{shell}:\n{}", r.stdout);
+        for word in ["record", "check", "replay", "ca-file"] {
+            assert!(r.stdout.contains(word), "{shell} lacks {word}");
+        }
+    }
+    run(["completions", "tcsh"]).assert_failure();
+}
+
+/// The man pages clap_mangen makes from the clap definitions: `flux-metrics-api.1`, then one
+/// `flux-metrics-api-COMMAND.1` per command.
+fn man_pages() -> Vec<(String, Vec<u8>)> {
+    use clap::CommandFactory;
+    // The plain version: the commit and build date of `--version` change with every build.
+    let mut cli =
+        flux_metrics::cli::Cli::command().long_version(flux_metrics::util::version::VERSION);
+    cli.build();
+    let render = |cmd: clap::Command| {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .expect("rendering a man page");
+        out
+    };
+    let mut pages = vec![("flux-metrics-api.1".to_owned(), render(cli.clone()))];
+    for sub in cli.get_subcommands().filter(|s| s.get_name() != "help") {
+        // clap takes a 'static name (its `string` feature is off); a test may leak it.
+        let name: &'static str = format!("flux-metrics-api-{}", sub.get_name()).leak();
+        pages.push((format!("{name}.1"), render(sub.clone().name(name))));
+    }
+    pages
+}
+
+#[test]
+fn man_pages_in_docs_are_the_ones_the_code_makes() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/man");
+    let bless = std::env::var_os("FLUX_METRICS_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (name, page) in man_pages() {
+        let path = dir.join(&name);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &page).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(&page[..]) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "docs/man/ differs from the clap definitions for {stale:?}: run `FLUX_METRICS_BLESS=1 cargo test --test cli man_pages` and commit docs/man/"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -143,6 +277,119 @@ fn start_with_a_custom_metric_script_fails_clearly() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn start_with_a_replay_directory_without_answers_names_the_missing_file() {
+    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let r = run(["start", "--replay", dir.to_str().unwrap(), "--port", "0"]);
+    let _ = std::fs::remove_dir_all(&dir);
+    r.assert_failure();
+    assert!(
+        r.stderr.contains("resource.sched-status.json") && r.stderr.contains("record"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn no_cache_with_a_max_age_is_refused_naming_both() {
+    let r = run(["start", "--no-cache", "--max-age", "3s"]);
+    r.assert_failure();
+    assert!(
+        r.stderr.contains("--no-cache") && r.stderr.contains("--max-age"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_python_custom_metric_file_gets_a_hint_that_scripts_are_rhai() {
+    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-py-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("metrics.py");
+    std::fs::write(
+        &script,
+        "import flux.resource\n\ndef my_metric(handle):\n    return 1\n",
+    )
+    .unwrap();
+    let r = run([
+        "get",
+        "--replay",
+        fixtures("idle").to_str().unwrap(),
+        "--custom-metric",
+        script.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    r.assert_failure();
+    assert!(
+        r.stderr.contains("metrics.py") && r.stderr.contains("Rhai scripts, not Python"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn get_prints_a_failing_custom_metric_once() {
+    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-fail-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("broken.rhai");
+    std::fs::write(&script, "fn broken_metric(flux) { throw \"boom\"; }\n").unwrap();
+    let r = run([
+        "get",
+        "--replay",
+        fixtures("idle").to_str().unwrap(),
+        "--custom-metric",
+        script.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    r.assert_failure();
+    assert_eq!(r.stderr.matches("boom").count(), 1, "{}", r.stderr);
+    assert!(r.stdout.contains("node_up_count"), "{}", r.stdout);
+}
+
+#[test]
+fn check_reports_each_input_with_a_fix_and_fails_when_one_fails() {
+    let idle = fixtures("idle");
+    let r = run(["check", "--replay", idle.to_str().unwrap()]);
+    r.assert_success();
+    assert!(
+        r.stdout
+            .contains("ok    replay directory: answers: 4 of 4 nodes up"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("note  serving certificate"),
+        "{}",
+        r.stdout
+    );
+
+    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("broken.rhai");
+    std::fs::write(&script, "fn broken_metric(flux) { throw \"boom\"; }\n").unwrap();
+    let r = run([
+        "check",
+        "--replay",
+        idle.to_str().unwrap(),
+        "--custom-metric",
+        script.to_str().unwrap(),
+        "--client-ca-file",
+        "/nonexistent/ca.crt",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    r.assert_failure();
+    for want in [
+        "FAIL  who may read: reading --client-ca-file /nonexistent/ca.crt",
+        "FAIL  custom metric broken_metric:",
+        "boom",
+        "ok    custom metric files: loaded; metrics: broken_metric",
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} missing:\n{}", r.stdout);
+    }
+    assert_eq!(r.stdout.matches("\n      fix: ").count(), 3, "{}", r.stdout);
 }
 
 #[test]
@@ -257,6 +504,8 @@ fn get_without_libflux_core_fails_clearly() {
     let r = run_command(cmd);
     r.assert_failure();
     assert!(r.stderr.contains("libflux-core"), "{}", r.stderr);
+    // Where to go without Flux, said once.
+    assert_eq!(r.stderr.matches("--replay DIR").count(), 1, "{}", r.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

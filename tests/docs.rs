@@ -319,10 +319,34 @@ fn normalise_log_target(line: &str) -> String {
     line.to_owned()
 }
 
-/// One line as it is compared: timestamps, varying durations and counters, and log targets
-/// replaced by placeholders, trailing blanks dropped.
+/// `line` with the hex digits of a commit after every `prefix` written `<commit>`.
+fn normalise_commit(line: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(prefix) {
+        let after = &rest[at + prefix.len()..];
+        let hex = after
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(after.len());
+        out.push_str(&rest[..at + prefix.len()]);
+        if hex >= 7 {
+            out.push_str("<commit>");
+        } else {
+            out.push_str(&after[..hex]);
+        }
+        rest = &after[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One line as it is compared: timestamps, commits, varying durations and counters, and log
+/// targets replaced by placeholders, trailing blanks dropped.
 fn normalise(line: &str) -> String {
     let mut l = normalise_timestamps(line.trim_end());
+    for prefix in ["\"gitCommit\":\"", "(commit ", "revision=\""] {
+        l = normalise_commit(&l, prefix);
+    }
     l = normalise_after(&l, "took ", true);
     for prefix in [
         "latency_us=",
@@ -1118,6 +1142,15 @@ fn normalising_hides_what_varies_and_nothing_else() {
         normalise("window=300 took a while"),
         "window=300 took a while"
     );
+    assert_eq!(
+        normalise(r#"{"gitCommit":"457c281e461f2b3c","buildDate":"2026-12-02T14:16:39Z"}"#),
+        r#"{"gitCommit":"<commit>","buildDate":"<time>"}"#
+    );
+    assert_eq!(
+        normalise("flux-metrics-api 0.1.0 (commit 457c281e461f, built 2026-12-02T14:16:39Z)"),
+        "flux-metrics-api 0.1.0 (commit <commit>, built <time>)"
+    );
+    assert_eq!(normalise("(commit abc, fine)"), "(commit abc, fine)");
 }
 
 #[test]

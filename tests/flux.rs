@@ -12,7 +12,10 @@
 //! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
 //! 503 once `--flux-timeout` runs out and that the server still stops cleanly.
 //!
-//! Both need `flux` on PATH. Without it they print one SKIPPED line and pass: CI has no Flux,
+//! `a_recorded_directory_replays_to_the_live_values` records an instance with `record` and
+//! checks that `get --replay` of the directory prints what `get` printed live.
+//!
+//! They need `flux` on PATH. Without it they print one SKIPPED line and pass: CI has no Flux,
 //! the devcontainer and a developer's build do. Run them with
 //! `PATH=/opt/flux-core/bin:$PATH cargo test --test flux -- --nocapture`.
 
@@ -998,4 +1001,106 @@ fn live_server_answers_503_when_the_broker_goes_away() {
     eprintln!(
         "broker stopped, continued, gone: 503 (--flux-timeout), then 200, then 503; exit 0 on SIGTERM\n{seen}"
     );
+}
+
+/// The instance of the recording test: a drained rank, a running job, one waiting for
+/// resources and a held one, then `get -o json`, `record` and `get -o json` again.
+const RECORDED_INSTANCE: &str = r#"
+set -e
+flux resource drain 3 "recorded drain"
+run=$(flux submit -N1 sleep inf)
+flux submit -N4 sleep inf >/dev/null
+flux submit --urgency=0 -n1 true >/dev/null
+flux job wait-event "$run" start
+"$FMA_BIN" get -o json >"$FMA_DIR/before.json"
+"$FMA_BIN" record "$FMA_DIR/recorded" >"$FMA_DIR/record.out"
+"$FMA_BIN" get -o json >"$FMA_DIR/after.json"
+echo "=== done"
+"#;
+
+#[test]
+fn a_recorded_directory_replays_to_the_live_values() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = TempDir::new("flux-record");
+    let mut cmd = Command::new(&flux);
+    cmd.args([
+        "start",
+        &format!("--test-size={SIZE}"),
+        "sh",
+        "-c",
+        RECORDED_INSTANCE,
+    ])
+    .current_dir(scratch.path())
+    .env("FMA_DIR", scratch.path())
+    .env("FMA_BIN", BIN);
+    if let Some(lib) = flux_core_lib(&flux) {
+        cmd.env("FLUX_CORE_LIB", lib);
+    }
+    let mut instance = Process::spawn(cmd);
+    instance.until("=== done", Instant::now() + SCENARIO_TIMEOUT);
+    let stopped = instance.wait_for(Duration::from_secs(60));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the instance did not stop cleanly: {stopped:?}\n{}",
+        instance.report()
+    );
+    let recorded = scratch.path().join("recorded");
+    let read = |name: &str| std::fs::read_to_string(scratch.path().join(name)).unwrap_or_default();
+    let out = read("record.out");
+    assert!(out.contains("they replay to the same"), "{out}");
+    // One file per RPC of a round, named as replay reads them.
+    let mut files: Vec<String> = std::fs::read_dir(&recorded)
+        .expect("the recorded directory")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "job-list.job-stats.json",
+            "job-list.list.json",
+            "resource.sched-status.json",
+            "resource.status.json"
+        ],
+        "{out}"
+    );
+
+    let replayed = common::bin::run([
+        "get".as_ref(),
+        "-o".as_ref(),
+        "json".as_ref(),
+        "--replay".as_ref(),
+        recorded.as_os_str(),
+    ]);
+    replayed.assert_success();
+    let values = |text: &str| -> serde_json::Value {
+        let v: serde_json::Value =
+            serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+        serde_json::json!({"metrics": v["metrics"], "queues": v["queues"]})
+    };
+    let replayed = values(&replayed.stdout);
+    let before = values(&read("before.json"));
+    let after = values(&read("after.json"));
+    assert_eq!(before, after, "the instance changed while it was recorded");
+    assert_eq!(
+        replayed, before,
+        "the replayed values differ from the live ones"
+    );
+    // The scenario is what it says: a drained rank, one job running, two waiting (one held).
+    let m = &replayed["metrics"];
+    assert_eq!(
+        (
+            &m["node_drained_count"],
+            &m["job_queue_state_run_count"],
+            &m["job_queue_state_sched_count"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(2)
+        ),
+        "{replayed}"
+    );
+    eprintln!("recorded and replayed: {out}");
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::{BrokerArgs, DEFAULT_API_PATH, StartArgs};
+use super::{BrokerArgs, DEFAULT_API_PATH, LiveArgs, StartArgs};
 use crate::server::config::{AuthSource, Config, Limits, TlsSource};
 use crate::server::pki::serving_names;
-use crate::source::broker::{Settings, Source};
+use crate::source::broker::{BrokerError, Settings, Source, check_replay};
 
 impl TryFrom<&BrokerArgs> for Source {
     type Error = anyhow::Error;
@@ -25,28 +25,60 @@ impl TryFrom<&BrokerArgs> for Source {
                         dir.display()
                     );
                 }
+                if let Err(e) = check_replay(dir) {
+                    let why = match e {
+                        BrokerError::Rpc { message, .. } => message,
+                        other => other.to_string(),
+                    };
+                    bail!(
+                        "--replay {}: {why}\nRecord the answers of a live broker with \
+                         `flux-metrics-api record {}` inside the Flux instance, or replay a \
+                         scenario of example/scenarios/",
+                        dir.display(),
+                        dir.display()
+                    );
+                }
                 Ok(Source::Replay(dir.clone()))
             }
-            None => Ok(Source::Live {
-                library: b.flux_core_lib.clone(),
-                uri: b.flux_uri.clone(),
-            }),
+            None => Ok(Source::from(&b.live)),
         }
     }
+}
+
+impl From<&LiveArgs> for Source {
+    fn from(l: &LiveArgs) -> Source {
+        Source::Live {
+            library: l.flux_core_lib.clone(),
+            uri: l.flux_uri.clone(),
+        }
+    }
+}
+
+/// Broker settings with no cache (what one-shot commands want) for `source`.
+fn settings(source: Source, live: &LiveArgs) -> anyhow::Result<Settings> {
+    if live.flux_timeout.is_zero() {
+        bail!("--flux-timeout must be more than 0");
+    }
+    Ok(Settings {
+        source,
+        max_age: Duration::ZERO,
+        timeout: live.flux_timeout,
+    })
 }
 
 impl TryFrom<&BrokerArgs> for Settings {
     type Error = anyhow::Error;
 
     fn try_from(b: &BrokerArgs) -> anyhow::Result<Settings> {
-        if b.flux_timeout.is_zero() {
-            bail!("--flux-timeout must be more than 0");
-        }
-        Ok(Settings {
-            source: Source::try_from(b)?,
-            max_age: Duration::ZERO,
-            timeout: b.flux_timeout,
-        })
+        settings(Source::try_from(b)?, &b.live)
+    }
+}
+
+impl TryFrom<&LiveArgs> for Settings {
+    type Error = anyhow::Error;
+
+    fn try_from(l: &LiveArgs) -> anyhow::Result<Settings> {
+        settings(Source::from(l), l)
     }
 }
 
@@ -212,7 +244,7 @@ mod tests {
     }
 
     #[test]
-    fn no_cache_means_max_age_zero() {
+    fn no_cache_means_max_age_zero_and_refuses_a_max_age() {
         assert_eq!(
             start(&["--no-cache"]).unwrap().broker.max_age,
             Duration::ZERO
@@ -220,6 +252,12 @@ mod tests {
         assert_eq!(
             start(&["--max-age", "250ms"]).unwrap().broker.max_age,
             Duration::from_millis(250)
+        );
+        let e = start(&["--no-cache", "--max-age", "3s"]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--no-cache") && text.contains("--max-age"),
+            "{text}"
         );
     }
 
@@ -245,6 +283,20 @@ mod tests {
     fn replay_dir_must_exist() {
         let e = start(&["--replay", "/nonexistent/dir"]).unwrap_err();
         assert!(format!("{e:#}").contains("/nonexistent/dir"), "{e:#}");
+    }
+
+    #[test]
+    fn replay_dir_without_answers_names_the_missing_file() {
+        let dir = std::env::temp_dir().join(format!("flux-metrics-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = start(&["--replay", dir.to_str().unwrap()])
+            .unwrap_err()
+            .to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        // The current name of the RPC, not the one before flux-core 0.49, and what to do.
+        assert!(e.contains("resource.sched-status.json"), "{e}");
+        assert!(!e.contains("sched.resource-status"), "{e}");
+        assert!(e.contains("flux-metrics-api record"), "{e}");
     }
 
     #[test]

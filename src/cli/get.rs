@@ -11,8 +11,12 @@ use anyhow::bail;
 use crate::cli::{GetArgs, Output};
 use crate::custom::{Custom, Host};
 use crate::ops::values::{Row, Table};
-use crate::source::broker::{Broker, Settings};
+use crate::source::broker::{Broker, BrokerError, Settings};
 use crate::source::catalogue::{self as metrics, CATALOGUE};
+
+/// Said when no live broker answers: where `get` can read answers without one.
+const REPLAY_HINT: &str = "\nWithout a Flux instance, read recorded answers: `flux-metrics-api get --replay DIR` \
+     (DIR from `flux-metrics-api record DIR` inside the instance, or a scenario of example/scenarios/)";
 
 /// Runs `get`.
 ///
@@ -51,8 +55,15 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
+    let live = !broker.is_replay();
     let result = runtime.block_on(async {
-        let snapshot = broker.snapshot().await?;
+        let snapshot = broker.snapshot().await.map_err(|e| {
+            let hint = match e {
+                BrokerError::Unavailable(_) if live => REPLAY_HINT,
+                _ => "",
+            };
+            anyhow::anyhow!("{e}{hint}")
+        })?;
         let mut table = Table::builtin(broker.description(), &snapshot);
         table.retain(chosen);
         if let Some(custom) = &custom {

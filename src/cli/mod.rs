@@ -1,6 +1,7 @@
 //! The command line: clap's raw [`Cli`] (this file), its validation into the configs of the
-//! layers below ([`config`]), and the commands other than `start` ([`get`], [`certs`],
-//! [`manifests`]). Nothing outside this folder sees clap.
+//! layers below ([`config`]), and the commands other than `start` ([`get`], [`record`],
+//! [`check`], [`certs`], [`manifests`], and `completions`, which like the man page of
+//! `tests/cli.rs` comes from this file's definitions). Nothing outside this folder sees clap.
 //!
 //! `start`'s flags are the Python flux-metrics-api's (`--port`, `--host`, `--namespace`,
 //! `--service-name`, `--api-path`, `--ssl-certfile`, `--ssl-keyfile`, `--no-cache`, `--verbose`),
@@ -14,9 +15,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::util::duration;
 
 pub mod certs;
+pub mod check;
 pub mod config;
 pub mod get;
 pub mod manifests;
+pub mod record;
 
 /// The standard root of the custom metrics v1beta2 API (the Python tool's `--api-path` default).
 pub const DEFAULT_API_PATH: &str =
@@ -34,12 +37,21 @@ pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
 
 /// Serve Flux's state as the Kubernetes Custom and External Metrics APIs.
 #[derive(Debug, Parser)]
-#[command(name = "flux-metrics-api", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "flux-metrics-api",
+    version = crate::util::version::VERSION,
+    long_version = crate::util::version::long(),
+    about,
+    long_about = None,
+    propagate_version = true,
+    subcommand_help_heading = "Commands",
+    next_help_heading = "Logging (also after start, get, record and check)"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Logging flags, accepted before or after the command.
+    /// Logging flags given before the command.
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -51,35 +63,60 @@ pub enum Command {
     Start(Box<StartArgs>),
     /// Print the current value of every metric (or of the ones named), for a person in the pod.
     Get(GetArgs),
-    /// Print the version and exit.
+    /// Save the answers of every RPC the server sends to a live broker as a --replay directory.
+    Record(RecordArgs),
+    /// Check a deployment's inputs (certificates, CAs, custom metrics, the broker) and say how
+    /// to fix what fails.
+    Check(Box<StartArgs>),
+    /// Print the version, commit and build date, and exit.
     Version,
     /// Write a CA and a serving certificate for the Service in front of the server.
     Certs(CertsArgs),
     /// Print the Kubernetes objects that register the server (for `kubectl apply -f -`).
     Manifests(ManifestsArgs),
+    /// Print a shell completion script (e.g. `flux-metrics-api completions bash >
+    /// /etc/bash_completion.d/flux-metrics-api`).
+    Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The logging flags given after the command, for the commands that take them.
+    pub fn log(&self) -> Option<&LogArgs> {
+        match self {
+            Command::Start(a) => Some(&a.log),
+            Command::Get(a) => Some(&a.log),
+            Command::Record(a) => Some(&a.log),
+            Command::Check(a) => Some(&a.log),
+            Command::Version
+            | Command::Certs(_)
+            | Command::Manifests(_)
+            | Command::Completions(_) => None,
+        }
+    }
 }
 
 /// How much to log, and how.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct LogArgs {
     /// Log debug detail of this program (broker rounds, connections).
-    #[arg(long, global = true, env = "FLUX_METRICS_VERBOSE")]
+    #[arg(long, env = "FLUX_METRICS_VERBOSE")]
     pub verbose: bool,
     /// Log debug detail of everything, libraries included.
-    #[arg(long, global = true, env = "FLUX_METRICS_DEBUG")]
+    #[arg(long, env = "FLUX_METRICS_DEBUG")]
     pub debug: bool,
     /// Log warnings and errors only (no access lines).
-    #[arg(long, global = true, env = "FLUX_METRICS_QUIET", conflicts_with_all = ["verbose", "debug"])]
+    #[arg(long, env = "FLUX_METRICS_QUIET", conflicts_with_all = ["verbose", "debug"])]
     pub quiet: bool,
     /// Log line format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "FLUX_METRICS_LOG_FORMAT")]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "FLUX_METRICS_LOG_FORMAT")]
     pub log_format: LogFormat,
 }
 
 /// Log line formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Text,
     /// One JSON object per line.
     Json,
@@ -98,11 +135,26 @@ impl LogArgs {
             "info"
         }
     }
+
+    /// These flags with those given after the command (`after`): a switch set in either place
+    /// is set, and a log format other than the default wins.
+    pub fn merged(&self, after: Option<&LogArgs>) -> LogArgs {
+        let Some(a) = after else { return self.clone() };
+        LogArgs {
+            verbose: self.verbose || a.verbose,
+            debug: self.debug || a.debug,
+            quiet: self.quiet || a.quiet,
+            log_format: match a.log_format {
+                LogFormat::Text => self.log_format,
+                LogFormat::Json => LogFormat::Json,
+            },
+        }
+    }
 }
 
-/// Where broker answers come from; shared by `start` and `get`.
+/// How to reach a live broker; shared by `start`, `get`, `record` and `check`.
 #[derive(Debug, Args, Clone)]
-pub struct BrokerArgs {
+pub struct LiveArgs {
     /// Broker URI [default: flux's own choice: $FLUX_URI, else the system instance]
     #[arg(long, env = "FLUX_URI", value_name = "URI")]
     pub flux_uri: Option<String>,
@@ -112,12 +164,21 @@ pub struct BrokerArgs {
     /// Longest wait for the broker's answers (e.g. 5s, 500ms)
     #[arg(long, env = "FLUX_METRICS_FLUX_TIMEOUT", default_value = "5s", value_parser = duration::parse, value_name = "DURATION")]
     pub flux_timeout: Duration,
-    /// Answer from broker answers recorded in DIR (one TOPIC.json per RPC) instead of a live broker
+}
+
+/// Where broker answers come from; shared by `start`, `get` and `check`.
+#[derive(Debug, Args, Clone)]
+pub struct BrokerArgs {
+    /// The live broker.
+    #[command(flatten)]
+    pub live: LiveArgs,
+    /// Answer from broker answers recorded in DIR (one TOPIC.json per RPC, as `record` writes
+    /// them) instead of a live broker
     #[arg(long, env = "FLUX_METRICS_REPLAY", value_name = "DIR")]
     pub replay: Option<PathBuf>,
 }
 
-/// Custom metric scripts; shared by `start` and `get`.
+/// Custom metric scripts; shared by `start`, `get`, `record` and `check`.
 #[derive(Debug, Args, Clone)]
 pub struct CustomArgs {
     /// Rhai script whose public one-parameter functions become metrics (repeatable; see
@@ -134,65 +195,86 @@ pub struct CustomArgs {
     pub custom_metric_timeout: Duration,
 }
 
-/// Flags of `start`.
+/// Flags of `start` (and of `check`, which checks what `start` would be given).
 #[derive(Debug, Args, Clone)]
 pub struct StartArgs {
     /// Port to listen on
-    #[arg(long, env = "FLUX_METRICS_PORT", default_value_t = DEFAULT_PORT)]
+    #[arg(long, env = "FLUX_METRICS_PORT", default_value_t = DEFAULT_PORT, help_heading = "Listening")]
     pub port: u16,
     /// Address to listen on
-    #[arg(long, env = "FLUX_METRICS_HOST", default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        env = "FLUX_METRICS_HOST",
+        default_value = "0.0.0.0",
+        help_heading = "Listening"
+    )]
     pub host: String,
+    /// Threads serving requests (one serves about 60,000 requests/s and leaves the node's
+    /// other cores to Flux jobs)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_THREADS",
+        default_value_t = 1,
+        help_heading = "Listening"
+    )]
+    pub threads: usize,
+    /// Most connections served at once; more are closed at once, with a log line
+    #[arg(
+        long,
+        env = "FLUX_METRICS_MAX_CONNECTIONS",
+        default_value_t = 1024,
+        help_heading = "Listening"
+    )]
+    pub max_connections: usize,
+    /// Longest TLS handshake
+    #[arg(long, env = "FLUX_METRICS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
+    pub handshake_timeout: Duration,
+    /// Longest wait for a request's headers, and for the next request on an idle connection
+    #[arg(long, env = "FLUX_METRICS_HEADER_TIMEOUT", default_value = "30s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
+    pub header_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish
+    #[arg(long, env = "FLUX_METRICS_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
+    pub shutdown_grace: Duration,
+    /// Also serve the custom metrics v1beta2 API under this root
+    #[arg(long, env = "FLUX_METRICS_API_PATH", default_value = DEFAULT_API_PATH, help_heading = "Listening")]
+    pub api_path: String,
+    /// TLS certificate chain (PEM); without it a self-signed certificate is generated
+    #[arg(
+        long,
+        env = "FLUX_METRICS_SSL_CERTFILE",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub ssl_certfile: Option<PathBuf>,
+    /// TLS private key (PEM) of --ssl-certfile
+    #[arg(
+        long,
+        env = "FLUX_METRICS_SSL_KEYFILE",
+        value_name = "FILE",
+        help_heading = "TLS"
+    )]
+    pub ssl_keyfile: Option<PathBuf>,
     /// Namespace of the Service in front of this server (names the generated certificate)
-    #[arg(long, env = "FLUX_METRICS_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
+    #[arg(long, env = "FLUX_METRICS_NAMESPACE", default_value = DEFAULT_NAMESPACE, help_heading = "TLS")]
     pub namespace: String,
     /// Name of the Service in front of this server (names the generated certificate)
     #[arg(
         long,
         env = "FLUX_METRICS_SERVICE_NAME",
-        default_value = DEFAULT_SERVICE_NAME
+        default_value = DEFAULT_SERVICE_NAME,
+        help_heading = "TLS"
     )]
     pub service_name: String,
-    /// Also serve the custom metrics v1beta2 API under this root
-    #[arg(long, env = "FLUX_METRICS_API_PATH", default_value = DEFAULT_API_PATH)]
-    pub api_path: String,
-    /// TLS certificate chain (PEM); without it a self-signed certificate is generated
-    #[arg(long, env = "FLUX_METRICS_SSL_CERTFILE", value_name = "FILE")]
-    pub ssl_certfile: Option<PathBuf>,
-    /// TLS private key (PEM) of --ssl-certfile
-    #[arg(long, env = "FLUX_METRICS_SSL_KEYFILE", value_name = "FILE")]
-    pub ssl_keyfile: Option<PathBuf>,
     /// Serve plain HTTP instead of HTTPS (local debugging only: kube-aggregator needs HTTPS)
-    #[arg(long, env = "FLUX_METRICS_INSECURE_HTTP", conflicts_with_all = ["ssl_certfile", "ssl_keyfile"])]
+    #[arg(long, env = "FLUX_METRICS_INSECURE_HTTP", conflicts_with_all = ["ssl_certfile", "ssl_keyfile"], help_heading = "TLS")]
     pub insecure_http: bool,
-    /// Custom metric scripts.
-    #[command(flatten)]
-    pub custom: CustomArgs,
-    /// How often every metric is sampled into the in-memory history (for windows, the history
-    /// API and the dashboard)
-    #[arg(long, env = "FLUX_METRICS_HISTORY_INTERVAL", default_value = "15s", value_parser = duration::parse, value_name = "DURATION")]
-    pub history_interval: Duration,
-    /// How much history is kept (the longest `window` a selector may ask for)
-    #[arg(long, env = "FLUX_METRICS_HISTORY_RETENTION", default_value = "1h", value_parser = duration::parse, value_name = "DURATION")]
-    pub history_retention: Duration,
-    /// File holding a bearer token that /metrics, /api/v1/* and /ui then require
-    #[arg(long, env = "FLUX_METRICS_API_TOKEN_FILE", value_name = "FILE")]
-    pub api_token_file: Option<PathBuf>,
-    /// Ask the broker on every request (same as --max-age 0)
-    #[arg(long, env = "FLUX_METRICS_NO_CACHE")]
-    pub no_cache: bool,
-    /// Reuse a broker answer younger than this for every request
-    #[arg(long, env = "FLUX_METRICS_MAX_AGE", default_value = "1s", value_parser = duration::parse, value_name = "DURATION")]
-    pub max_age: Duration,
-    /// Where broker answers come from.
-    #[command(flatten)]
-    pub broker: BrokerArgs,
     /// CA bundle of kube-apiserver's front-proxy client certificate: when set, API requests must
     /// come with a certificate it signed, and X-Remote-User/X-Remote-Group name the user
     #[arg(
         long,
         env = "FLUX_METRICS_REQUESTHEADER_CLIENT_CA_FILE",
-        value_name = "FILE"
+        value_name = "FILE",
+        help_heading = "Who may read"
     )]
     pub requestheader_client_ca_file: Option<PathBuf>,
     /// Front-proxy certificate CNs let in, comma-separated [default: any the requestheader CA signed]
@@ -200,32 +282,58 @@ pub struct StartArgs {
         long,
         env = "FLUX_METRICS_REQUESTHEADER_ALLOWED_NAMES",
         value_delimiter = ',',
-        value_name = "NAMES"
+        value_name = "NAMES",
+        help_heading = "Who may read"
     )]
     pub requestheader_allowed_names: Vec<String>,
     /// CA bundle of client certificates let in directly (user = CN, groups = O)
-    #[arg(long, env = "FLUX_METRICS_CLIENT_CA_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "FLUX_METRICS_CLIENT_CA_FILE",
+        value_name = "FILE",
+        help_heading = "Who may read"
+    )]
     pub client_ca_file: Option<PathBuf>,
     /// Read those CAs and names from the kube-system/extension-apiserver-authentication
     /// ConfigMap (needs a service account allowed to read it), refreshed every minute
-    #[arg(long, env = "FLUX_METRICS_AUTHENTICATION_FROM_CLUSTER", conflicts_with_all = ["requestheader_client_ca_file", "client_ca_file"])]
+    #[arg(long, env = "FLUX_METRICS_AUTHENTICATION_FROM_CLUSTER", conflicts_with_all = ["requestheader_client_ca_file", "client_ca_file"], help_heading = "Who may read")]
     pub authentication_from_cluster: bool,
-    /// Most connections served at once; more are closed at once, with a log line
-    #[arg(long, env = "FLUX_METRICS_MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
-    /// Threads serving requests (one serves about 60,000 requests/s and leaves the node's
-    /// other cores to Flux jobs)
-    #[arg(long, env = "FLUX_METRICS_THREADS", default_value_t = 1)]
-    pub threads: usize,
-    /// Longest TLS handshake
-    #[arg(long, env = "FLUX_METRICS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse, value_name = "DURATION")]
-    pub handshake_timeout: Duration,
-    /// Longest wait for a request's headers, and for the next request on an idle connection
-    #[arg(long, env = "FLUX_METRICS_HEADER_TIMEOUT", default_value = "30s", value_parser = duration::parse, value_name = "DURATION")]
-    pub header_timeout: Duration,
-    /// On SIGTERM/SIGINT, how long requests in flight may take to finish
-    #[arg(long, env = "FLUX_METRICS_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration::parse, value_name = "DURATION")]
-    pub shutdown_grace: Duration,
+    /// File holding a bearer token that /metrics and /api/v1/* then require (the /ui page asks
+    /// for it)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_API_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Who may read"
+    )]
+    pub api_token_file: Option<PathBuf>,
+    /// Where broker answers come from.
+    #[command(flatten, next_help_heading = "Flux broker")]
+    pub broker: BrokerArgs,
+    /// Reuse a broker answer younger than this for every request
+    #[arg(long, env = "FLUX_METRICS_MAX_AGE", default_value = "1s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Flux broker")]
+    pub max_age: Duration,
+    /// Ask the broker on every request (the same as --max-age 0, so not with --max-age)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_NO_CACHE",
+        conflicts_with = "max_age",
+        help_heading = "Flux broker"
+    )]
+    pub no_cache: bool,
+    /// Custom metric scripts.
+    #[command(flatten, next_help_heading = "Custom metrics")]
+    pub custom: CustomArgs,
+    /// How often every metric is sampled into the in-memory history (for windows, the history
+    /// API and the dashboard)
+    #[arg(long, env = "FLUX_METRICS_HISTORY_INTERVAL", default_value = "15s", value_parser = duration::parse, value_name = "DURATION", help_heading = "History")]
+    pub history_interval: Duration,
+    /// How much history is kept (the longest `window` a selector may ask for)
+    #[arg(long, env = "FLUX_METRICS_HISTORY_RETENTION", default_value = "1h", value_parser = duration::parse, value_name = "DURATION", help_heading = "History")]
+    pub history_retention: Duration,
+    /// Logging.
+    #[command(flatten, next_help_heading = "Logging")]
+    pub log: LogArgs,
 }
 
 /// Output formats of `get`.
@@ -246,11 +354,42 @@ pub struct GetArgs {
     #[arg(long, short, value_enum, default_value_t = Output::Table, env = "FLUX_METRICS_OUTPUT")]
     pub output: Output,
     /// Where broker answers come from.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Flux broker")]
     pub broker: BrokerArgs,
     /// Custom metric scripts.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Custom metrics")]
     pub custom: CustomArgs,
+    /// Logging.
+    #[command(flatten, next_help_heading = "Logging")]
+    pub log: LogArgs,
+}
+
+/// Flags of `record`.
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
+    /// Directory to write one TOPIC.json per RPC to (created if missing), for `--replay DIR`
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Replace answers already recorded in DIR
+    #[arg(long)]
+    pub force: bool,
+    /// The live broker.
+    #[command(flatten, next_help_heading = "Flux broker")]
+    pub live: LiveArgs,
+    /// Custom metric scripts, whose `flux.rpc` answers are recorded too.
+    #[command(flatten, next_help_heading = "Custom metrics")]
+    pub custom: CustomArgs,
+    /// Logging.
+    #[command(flatten, next_help_heading = "Logging")]
+    pub log: LogArgs,
+}
+
+/// Flags of `completions`.
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Flags of `certs`.
@@ -275,6 +414,10 @@ pub struct CertsArgs {
 
 /// Flags of `manifests`.
 #[derive(Debug, Args, Clone)]
+#[command(
+    group(clap::ArgGroup::new("trust").required(true).args(["ca_file", "insecure_skip_tls_verify"])),
+    after_help = "One of --ca-file (kube-apiserver verifies the server's certificate against that CA) or --insecure-skip-tls-verify (it does not: anything that takes over the Service's endpoints can then feed the HPA) is required."
+)]
 pub struct ManifestsArgs {
     /// Namespace of the Service and of the MiniCluster
     #[arg(long, default_value = DEFAULT_NAMESPACE)]
@@ -292,7 +435,7 @@ pub struct ManifestsArgs {
     #[arg(long, default_value_t = DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// CA certificate that signed the server's certificate, for the APIServices' caBundle
-    #[arg(long, value_name = "FILE", conflicts_with = "insecure_skip_tls_verify")]
+    #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// Let kube-apiserver skip verifying the server's certificate
     #[arg(long)]
@@ -305,6 +448,22 @@ pub struct ManifestsArgs {
     /// kube-apiserver's own host); the APIServices then use --port directly
     #[arg(long, value_name = "HOST")]
     pub external_name: Option<String>,
+}
+
+/// Runs `completions`: the completion script of `shell` on standard output.
+///
+/// # Errors
+/// A failed write.
+pub fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
+    use clap::CommandFactory as _;
+    let mut script = Vec::new();
+    clap_complete::generate(
+        args.shell,
+        &mut Cli::command(),
+        "flux-metrics-api",
+        &mut script,
+    );
+    print_stdout(&String::from_utf8_lossy(&script))
 }
 
 /// Writes `text` to standard output; a reader that went away (`| head`) is not an error.

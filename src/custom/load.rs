@@ -99,6 +99,16 @@ impl Custom {
 }
 
 /// Compiles one file and collects its metric functions.
+/// Whether a file that does not parse as Rhai is probably a Python module, as the Python
+/// flux-metrics-api took (a `.py` name, or `def`/`import` lines).
+fn looks_like_python(path: &Path, source: &str) -> bool {
+    path.extension().is_some_and(|e| e == "py")
+        || source.lines().any(|l| {
+            let l = l.trim_start();
+            l.starts_with("def ") || l.starts_with("import ") || l.starts_with("from ")
+        })
+}
+
 pub(super) fn compile(
     path: &Path,
     source: String,
@@ -108,7 +118,16 @@ pub(super) fn compile(
     let file = path.display();
     let ast = sandbox.engine().compile(&source).map_err(|e| {
         let (line, column) = line_column(e.position());
-        anyhow!("{file}:{line}:{column}: syntax error: {}", e.err_type())
+        let hint = if looks_like_python(path, &source) {
+            "; custom metrics are Rhai scripts, not Python: docs/custom-metrics.md, \
+             \"Migrating a Python custom metric\", shows the Python tool's example rewritten"
+        } else {
+            ""
+        };
+        anyhow!(
+            "{file}:{line}:{column}: syntax error: {}{hint}",
+            e.err_type()
+        )
     })?;
     let ast = Arc::new(ast);
     let mut metrics = Vec::new();

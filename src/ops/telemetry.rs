@@ -130,7 +130,12 @@ impl Telemetry {
         let p = "flux_metrics_api";
         let name = format!("{p}_build_info");
         out.family(&name, Kind::Gauge, "Version of this server.");
-        out.sample(&name, &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        let v = crate::util::version::VERSION;
+        out.sample(
+            &name,
+            &[("version", v), ("revision", crate::util::version::COMMIT)],
+            1,
+        );
         let name = format!("{p}_uptime_seconds");
         out.family(&name, Kind::Gauge, "Seconds since the server started.");
         out.sample(

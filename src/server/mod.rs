@@ -118,7 +118,10 @@ async fn stop_broker(broker: Broker, grace_ends: Instant) {
 }
 
 /// Reads the `--api-token-file` token.
-fn read_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+///
+/// # Errors
+/// An unreadable or empty file.
+pub fn read_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
     let Some(path) = path else { return Ok(None) };
     let token = std::fs::read_to_string(path)
         .with_context(|| format!("reading --api-token-file {}", path.display()))?;
@@ -129,8 +132,12 @@ fn read_token(path: Option<&std::path::Path>) -> anyhow::Result<Option<String>> 
     Ok(Some(token.to_owned()))
 }
 
-/// Loads the `--custom-metric` files and watches them for edits.
-fn load_custom(config: &Config) -> anyhow::Result<Option<Arc<Custom>>> {
+/// Loads the `--custom-metric` files of `config` as the server does at start, without watching
+/// them (`check` loads them so too).
+///
+/// # Errors
+/// A file that cannot be read or does not load (see [`Custom::load`]).
+pub fn custom_metrics(config: &Config) -> anyhow::Result<Option<Custom>> {
     if config.custom_metrics.is_empty() {
         return Ok(None);
     }
@@ -140,7 +147,15 @@ fn load_custom(config: &Config) -> anyhow::Result<Option<Arc<Custom>>> {
         max_age: config.broker.max_age,
         ..Default::default()
     };
-    let custom = Arc::new(Custom::load(&config.custom_metrics, &builtins, settings)?);
+    Custom::load(&config.custom_metrics, &builtins, settings).map(Some)
+}
+
+/// Loads the `--custom-metric` files and watches them for edits.
+fn load_custom(config: &Config) -> anyhow::Result<Option<Arc<Custom>>> {
+    let Some(custom) = custom_metrics(config)? else {
+        return Ok(None);
+    };
+    let custom = Arc::new(custom);
     tracing::info!(metrics = ?custom.names(), "loaded custom metrics");
     custom.watch();
     Ok(Some(custom))

@@ -249,6 +249,62 @@ impl Identity {
     }
 }
 
+/// What a certificate says of itself: the names it serves and when it stops being valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Described {
+    /// Its subjectAltName DNS names and IP addresses, as text.
+    pub names: Vec<String>,
+    /// The end of its validity.
+    pub not_after: SystemTime,
+}
+
+impl Described {
+    /// Whether a client verifying `host` accepts the certificate's names: one equal to it
+    /// (ignoring case), or a wildcard `*.rest` for a `host` of one more label.
+    pub fn covers(&self, host: &str) -> bool {
+        self.names.iter().any(|n| {
+            n.eq_ignore_ascii_case(host)
+                || n.strip_prefix("*.").is_some_and(|rest| {
+                    host.split_once('.')
+                        .is_some_and(|(_, tail)| tail.eq_ignore_ascii_case(rest))
+                })
+        })
+    }
+}
+
+/// Reads the names and the end of validity of a DER certificate.
+///
+/// # Errors
+/// DER that is not an X.509 certificate.
+pub fn describe(der: &[u8]) -> anyhow::Result<Described> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| anyhow::anyhow!("not an X.509 certificate: {e}"))?;
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(d) => names.push((*d).to_owned()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => names.push(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                    16 => {
+                        let mut a = [0u8; 16];
+                        a.copy_from_slice(b);
+                        names.push(std::net::Ipv6Addr::from(a).to_string());
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    Ok(Described {
+        names,
+        not_after: UNIX_EPOCH + Duration::from_secs(secs),
+    })
+}
+
 /// Every CERTIFICATE block of a PEM text (other blocks are skipped).
 ///
 /// # Errors
@@ -332,6 +388,33 @@ mod tests {
 
     fn validity() -> Validity {
         Validity::days_from(SystemTime::now(), 1).unwrap()
+    }
+
+    #[test]
+    fn a_serving_certificate_describes_its_names_and_end() {
+        let v = validity();
+        let ca = Ca::new(CA_COMMON_NAME, v).unwrap();
+        let leaf = ca
+            .issue_server("svc.ns.svc", &serving_names("ns", "svc"), v)
+            .unwrap();
+        let d = describe(&leaf.cert_der).unwrap();
+        assert!(d.covers(&service_host("ns", "svc")), "{d:?}");
+        assert!(
+            d.covers("SVC.ns.svc.cluster.local") && d.covers("::1"),
+            "{d:?}"
+        );
+        assert!(
+            !d.covers("other.ns.svc") && !d.covers("svc.other.svc"),
+            "{d:?}"
+        );
+        let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(secs(d.not_after), secs(v.not_after));
+        let wild = Described {
+            names: vec!["*.ns.svc".into()],
+            not_after: UNIX_EPOCH,
+        };
+        assert!(wild.covers("svc.ns.svc") && !wild.covers("a.b.ns.svc"));
+        assert!(describe(b"not DER").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Small things every layer shares and none owns: durations as people write them, excerpts of
 //! bad input for error messages, Kubernetes' DNS name rules, and the stamps that tell that a
-//! mounted file changed. Pure code but for [`stamp`], which reads file metadata.
+//! mounted file changed, and this build's version ([`version`]). Pure code but for [`stamp`],
+//! which reads file metadata.
 
 pub mod dns;
 pub mod duration;
@@ -8,3 +9,4 @@ pub mod duration;
 pub(crate) mod scratch;
 pub mod stamp;
 pub mod text;
+pub mod version;

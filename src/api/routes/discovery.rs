@@ -141,19 +141,18 @@ async fn version() -> Json<VersionInfo> {
     Json(version_info())
 }
 
-/// This program's `version.Info`.
+/// This program's `version.Info`: `gitVersion` is `vMAJOR.MINOR.PATCH`, the semantic version
+/// kubectl's version-skew check parses, with the commit and build date of `build.rs` beside it.
 pub fn version_info() -> VersionInfo {
-    let v = env!("CARGO_PKG_VERSION");
-    let mut parts = v.split('.');
+    use crate::util::version;
+    let mut parts = version::VERSION.split('.');
     VersionInfo {
         major: parts.next().unwrap_or_default().to_owned(),
         minor: parts.next().unwrap_or_default().to_owned(),
-        git_version: format!("v{v}"),
-        git_commit: option_env!("FLUX_METRICS_GIT_COMMIT")
-            .unwrap_or_default()
-            .to_owned(),
+        git_version: format!("v{}", version::VERSION),
+        git_commit: version::COMMIT.to_owned(),
         git_tree_state: String::new(),
-        build_date: String::new(),
+        build_date: version::BUILD_DATE.to_owned(),
         go_version: String::new(), // not a Go program
         compiler: "rustc".to_owned(),
         platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),

@@ -1,5 +1,6 @@
 //! A live broker: rounds and script RPCs through libflux-core, on the broker thread's handle.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::BrokerError;
@@ -12,6 +13,8 @@ use crate::util::duration;
 
 pub(super) struct Live {
     pub(super) handle: flux::Handle,
+    /// With `record`: the directory every answer is also written to, as `<topic>.json`.
+    pub(super) tape: Option<PathBuf>,
 }
 
 /// Whether an RPC error means the connection to the broker is gone or useless.
@@ -44,7 +47,28 @@ fn is_timeout(e: &flux::Error) -> bool {
     })
 }
 
+/// Writes one answer as `dir/<topic>.json`, the file replay reads for that RPC (through a
+/// temporary file, so that a replay reading the directory never sees half an answer).
+fn tape(dir: &Path, topic: &str, answer: &str) -> Result<(), RoundError> {
+    let path = dir.join(format!("{topic}.json"));
+    let partial = dir.join(format!(".{topic}.json.partial"));
+    std::fs::write(&partial, answer)
+        .and_then(|()| std::fs::rename(&partial, &path))
+        .map_err(|e| RoundError {
+            error: BrokerError::Unavailable(format!("recording {}: {e}", path.display())),
+            disconnected: false,
+        })
+}
+
 impl Live {
+    /// `answer`, written to the tape first when recording.
+    fn taped(&self, topic: &str, answer: String) -> Result<String, RoundError> {
+        if let Some(dir) = &self.tape {
+            tape(dir, topic, &answer)?;
+        }
+        Ok(answer)
+    }
+
     fn fail(topic: &'static str, e: &flux::Error, timeout: Duration) -> RoundError {
         if is_timeout(e) {
             return RoundError {
@@ -101,7 +125,8 @@ impl Connection for Live {
             .handle
             .rpc(topic, payload, flux::NODEID_ANY)
             .map_err(|e| fail(&e))?;
-        rpc.get(timeout).map_err(|e| fail(&e))
+        let answer = rpc.get(timeout).map_err(|e| fail(&e))?;
+        self.taped(topic, answer)
     }
 
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
@@ -118,14 +143,22 @@ impl Connection for Live {
         let status = send(TOPIC_RESOURCE_STATUS, None, 0)?;
         let stats = send(TOPIC_JOB_STATS, Some("{}"), flux::NODEID_ANY)?;
         let list = send(TOPIC_JOB_LIST, Some(&list_payload), flux::NODEID_ANY)?;
-        let sched_status = match sched.get(left()) {
-            Err(e) if is_enosys(&e) => send(TOPIC_SCHED_STATUS_OLD, None, 0)?
-                .get(left())
-                .map_err(|e| Live::fail(TOPIC_SCHED_STATUS_OLD, &e, timeout))?,
-            other => other.map_err(|e| Live::fail(TOPIC_SCHED_STATUS, &e, timeout))?,
-        };
+        // Every answer goes through `get`, so that `record` writes exactly what was asked.
         let get = |rpc: &flux::Rpc<'_>, topic| {
-            rpc.get(left()).map_err(|e| Live::fail(topic, &e, timeout))
+            let answer = rpc
+                .get(left())
+                .map_err(|e| Live::fail(topic, &e, timeout))?;
+            self.taped(topic, answer)
+        };
+        let sched_status = match sched.get(left()) {
+            Err(e) if is_enosys(&e) => get(
+                &send(TOPIC_SCHED_STATUS_OLD, None, 0)?,
+                TOPIC_SCHED_STATUS_OLD,
+            )?,
+            other => self.taped(
+                TOPIC_SCHED_STATUS,
+                other.map_err(|e| Live::fail(TOPIC_SCHED_STATUS, &e, timeout))?,
+            )?,
         };
         Ok(Answers {
             sched_status,

@@ -41,6 +41,16 @@ pub enum Source {
     },
     /// Recorded answers in a directory, one `<topic>.json` file per RPC.
     Replay(PathBuf),
+    /// A live broker, as [`Source::Live`], whose every answer is also written to `dir` as
+    /// `<topic>.json`: what `flux-metrics-api record` makes for [`Source::Replay`].
+    Record {
+        /// As in [`Source::Live`].
+        library: Option<PathBuf>,
+        /// As in [`Source::Live`].
+        uri: Option<String>,
+        /// Where the answers are written.
+        dir: PathBuf,
+    },
 }
 
 impl Source {
@@ -58,8 +68,31 @@ impl Source {
                     dir.display()
                 )
             }
+            Source::Record { library, uri, dir } => format!(
+                "{}, recorded into {}",
+                Source::Live {
+                    library: library.clone(),
+                    uri: uri.clone()
+                }
+                .describe(),
+                dir.display()
+            ),
         }
     }
+}
+
+/// Checks that `dir` holds a recorded answer for every RPC of a round (what a replayed round
+/// reads, simulated faults aside), for a `--replay` directory given at start.
+///
+/// # Errors
+/// The first answer missing or unreadable, naming its file.
+pub fn check_replay(dir: &std::path::Path) -> Result<(), BrokerError> {
+    replay::Replay {
+        dir: dir.to_owned(),
+    }
+    .answers()
+    .map(|_| ())
+    .map_err(|e| e.error)
 }
 
 /// Settings of the broker thread.

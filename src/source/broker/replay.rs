@@ -75,10 +75,20 @@ impl Connection for Replay {
 
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
         self.inject_fault(timeout)?;
+        self.answers()
+    }
+}
+
+impl Replay {
+    /// The recorded answers of one round, as the files hold them now.
+    pub(super) fn answers(&self) -> Result<Answers, RoundError> {
         let sched_status = match self.read(TOPIC_SCHED_STATUS) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.answer(TOPIC_SCHED_STATUS_OLD)?
+                // Recorded before flux-core 0.49, under the RPC's old name; when neither file
+                // is there, name the current one.
+                self.read(TOPIC_SCHED_STATUS_OLD)
+                    .map_err(|_| replay_error(&self.dir, TOPIC_SCHED_STATUS, &e))?
             }
             Err(e) => return Err(replay_error(&self.dir, TOPIC_SCHED_STATUS, &e)),
         };

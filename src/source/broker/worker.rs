@@ -196,26 +196,39 @@ fn connect(
 ) -> Result<Box<dyn Connection>, BrokerError> {
     match source {
         Source::Replay(dir) => Ok(Box::new(Replay { dir: dir.clone() })),
-        Source::Live { library: path, uri } => {
-            let lib = match library {
-                Some(lib) => lib.clone(),
-                None => {
-                    let lib = flux::Library::load(path.as_deref())
-                        .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-                    tracing::info!(version = lib.version(), path = %lib.path().display(), "loaded libflux-core");
-                    library.insert(lib).clone()
-                }
-            };
-            let handle = flux::Handle::open(&lib, uri.as_deref()).map_err(|e| {
-                let hint = if uri.is_none() && std::env::var_os("FLUX_URI").is_none() {
-                    " (FLUX_URI is unset: run inside a Flux instance, or pass --flux-uri)"
-                } else {
-                    ""
-                };
-                BrokerError::Unavailable(format!("{e}{hint}"))
-            })?;
-            tracing::info!("connected to the Flux broker");
-            Ok(Box::new(Live { handle }))
-        }
+        Source::Live { library: path, uri } => live(path.as_deref(), uri.as_deref(), None, library),
+        Source::Record {
+            library: path,
+            uri,
+            dir,
+        } => live(path.as_deref(), uri.as_deref(), Some(dir.clone()), library),
     }
+}
+
+/// Loads the library (once) and opens a handle; with `tape`, every answer is also recorded.
+fn live(
+    path: Option<&std::path::Path>,
+    uri: Option<&str>,
+    tape: Option<std::path::PathBuf>,
+    library: &mut Option<flux::Library>,
+) -> Result<Box<dyn Connection>, BrokerError> {
+    let lib = match library {
+        Some(lib) => lib.clone(),
+        None => {
+            let lib =
+                flux::Library::load(path).map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            tracing::info!(version = lib.version(), path = %lib.path().display(), "loaded libflux-core");
+            library.insert(lib).clone()
+        }
+    };
+    let handle = flux::Handle::open(&lib, uri).map_err(|e| {
+        let hint = if uri.is_none() && std::env::var_os("FLUX_URI").is_none() {
+            " (FLUX_URI is unset: run inside a Flux instance, or pass --flux-uri)"
+        } else {
+            ""
+        };
+        BrokerError::Unavailable(format!("{e}{hint}"))
+    })?;
+    tracing::info!("connected to the Flux broker");
+    Ok(Box::new(Live { handle, tape }))
 }
