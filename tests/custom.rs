@@ -1,7 +1,8 @@
-//! Custom metrics (`--custom-metric FILE`, issue 3) through real HTTPS, answers replayed from the
-//! recorded scenarios in `tests/fixtures/`: the example file's values on every path, discovery
-//! and `/metrics`; startup errors of the binary; run-time errors, limits and time-outs of
-//! scripts; and reloading an edited file without a restart.
+//! Custom metrics (`--custom-metric FILE`, issue 3), answers replayed from the recorded
+//! scenarios in `tests/fixtures/`: the example file's values on every path, discovery and
+//! `/metrics` through the router (no socket); startup errors of the binary; and through real
+//! HTTPS, where connections matter, run-time errors, limits and time-outs of scripts beside
+//! other requests, and reloading an edited file without a restart.
 //!
 //! The expected values are worked out by hand from `tests/fixtures/README.md` (cores free,
 //! cores allocated over cores up, the `offline` idset of `resource.status.json`), not from the
@@ -9,7 +10,7 @@
 //!
 //! That concurrent requests for one custom metric share one evaluation is not observable
 //! through the API in replay mode (a script has no clock and no state across evaluations, and
-//! replayed RPCs have no side effect): the unit tests of `src/custom.rs`
+//! replayed RPCs have no side effect): the unit tests of `src/custom/mod.rs`
 //! (`concurrent_requests_share_one_evaluation`, `results_are_cached_for_max_age`) count the
 //! evaluations. Here, 50 concurrent requests must all answer the same value.
 
@@ -18,6 +19,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::router::App;
 use common::{Proto, Reply, Server, TempDir, strip_timestamps};
 use flux_metrics::source::catalogue::CATALOGUE;
 use serde_json::{Value, json};
@@ -195,6 +197,12 @@ async fn start_with(scenario: &str, files: &[&Path], timeout: Duration) -> Serve
     .await
 }
 
+/// The router (no socket) replaying `scenario` with the custom metric `files`.
+fn app(scenario: &str, files: &[&Path]) -> App {
+    let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
+    App::start(scenario, move |c| c.custom_metrics = files)
+}
+
 /// Writes `text` to `dir/name` and returns its path.
 fn script(dir: &TempDir, name: &str, text: &str) -> PathBuf {
     let path = dir.path().join(name);
@@ -206,13 +214,12 @@ fn script(dir: &TempDir, name: &str, text: &str) -> PathBuf {
 // The example file
 
 async fn example_values_in(scenario: &str, truth: &[Expected; 4]) {
-    let server = start(scenario, &[&example()]).await;
-    let mut conn = server.client().connect().await;
+    let app = app(scenario, &[&example()]);
     for (metric, want) in truth {
         match want {
             Some(value) => {
                 for (path, golden) in paths(metric, value) {
-                    let r = conn.get(&path).await;
+                    let r = app.get(&path).await;
                     assert_eq!(
                         strip_timestamps(r.expect_json(200)),
                         golden,
@@ -222,7 +229,7 @@ async fn example_values_in(scenario: &str, truth: &[Expected; 4]) {
             }
             None => {
                 for (path, _) in paths(metric, "") {
-                    let message = conn.get(&path).await.expect_status(500, "InternalError");
+                    let message = app.get(&path).await.expect_status(500, "InternalError");
                     assert!(
                         message.contains("custom metric batch_pending_jobs failed")
                             && message.contains("\"batch\""),
@@ -236,7 +243,6 @@ async fn example_values_in(scenario: &str, truth: &[Expected; 4]) {
             }
         }
     }
-    server.shutdown().await;
 }
 
 #[tokio::test]
@@ -264,7 +270,7 @@ fn example_truth_covers_every_example_metric() {
 
 #[tokio::test]
 async fn example_metrics_are_listed_in_both_discovery_documents() {
-    let server = start("busy", &[&example()]).await;
+    let app = app("busy", &[&example()]);
     let names: Vec<&str> = CATALOGUE
         .iter()
         .map(|m| m.name)
@@ -292,7 +298,7 @@ async fn example_metrics_are_listed_in_both_discovery_documents() {
     for version in ["v1beta2", "v1beta1"] {
         let path = format!("/apis/custom.metrics.k8s.io/{version}");
         assert_eq!(
-            server.get(&path).await.expect_json(200),
+            app.get(&path).await.expect_json(200),
             json!({
                 "kind": "APIResourceList",
                 "apiVersion": "v1",
@@ -315,7 +321,7 @@ async fn example_metrics_are_listed_in_both_discovery_documents() {
         })
         .collect();
     assert_eq!(
-        server.get(EXTERNAL).await.expect_json(200),
+        app.get(EXTERNAL).await.expect_json(200),
         json!({
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -323,13 +329,12 @@ async fn example_metrics_are_listed_in_both_discovery_documents() {
             "resources": external,
         })
     );
-    server.shutdown().await;
 }
 
 #[tokio::test]
 async fn example_metrics_are_prometheus_gauges() {
-    let server = start("busy", &[&example()]).await;
-    let r = server.get("/metrics").await;
+    let app = app("busy", &[&example()]);
+    let r = app.get("/metrics").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = r.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -368,12 +373,11 @@ async fn example_metrics_are_prometheus_gauges() {
         !text.contains("offline_ranks"),
         "a private helper is not a metric:\n{text}"
     );
-    server.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_selector_on_a_custom_metric_is_a_bad_request() {
-    let server = start("gpus-queues", &[&example()]).await;
+    let app = app("gpus-queues", &[&example()]);
     for path in [
         format!(
             "{V1BETA2}/namespaces/ns/metrics/my_custom_metric_name?metricLabelSelector=queue%3Dx"
@@ -383,17 +387,16 @@ async fn a_selector_on_a_custom_metric_is_a_bad_request() {
         ),
         format!("{EXTERNAL}/namespaces/ns/my_custom_metric_name?labelSelector=queue%3Dx"),
     ] {
-        let message = server.get(&path).await.expect_status(400, "BadRequest");
+        let message = app.get(&path).await.expect_status(400, "BadRequest");
         assert!(message.contains("has no labels"), "{path}: {message}");
     }
     // An empty selector is no selector.
-    let r = server
+    let r = app
         .get(&format!(
             "{V1BETA2}/namespaces/ns/metrics/my_custom_metric_name?metricLabelSelector="
         ))
         .await;
     assert_eq!(value_of(&r), "5");
-    server.shutdown().await;
 }
 
 // ---------------------------------------------------------------------------------------------

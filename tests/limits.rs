@@ -126,7 +126,7 @@ fn replay_with_fault(fault: &str) -> TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_tls_handshakes_are_dropped_after_the_handshake_timeout_and_block_no_one() {
-    let handshake = Duration::from_secs(3);
+    let handshake = Duration::from_secs(2);
     let server = Server::start("busy", |c| c.limits.handshake_timeout = handshake).await;
     // Twenty clients connect and never send a ClientHello.
     let mut stalled = Vec::new();
@@ -318,7 +318,7 @@ async fn too_many_headers_get_431() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_stops_accepting_and_finishes_every_request_in_flight_over_http1_and_http2() {
     // Long enough that every request is surely still waiting when the shutdown is checked.
-    let replay = replay_with_fault("delay 3s");
+    let replay = replay_with_fault("delay 2s");
     let server = Server::start(replay.path(), |c| {
         c.broker.max_age = Duration::ZERO;
         c.limits.shutdown_grace = Duration::from_secs(8);

@@ -1,5 +1,6 @@
-//! The HTTPS front: [`run`] wires the server together (certificates, custom metrics, the broker
-//! thread, the history sampler, the router) and serves it with the accept loop of `listener.rs`;
+//! The HTTPS front: [`run`] wires the server together (certificates, the router's [`state`]:
+//! custom metrics and the broker thread, the history sampler, the router) and serves it with
+//! the accept loop of `listener.rs`;
 //! [`tls`] and [`trust`] hold the certificates and the client-certificate rules, [`cluster`]
 //! reads them from Kubernetes, [`pki`] makes and reads certificates, and [`config`] is what
 //! `start` was asked to do.
@@ -39,15 +40,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let tls = TlsState::load(config.tls.clone(), config.auth.clone()).await?;
     let reloader = tls.as_ref().map(TlsState::spawn_reloader);
-    let custom = load_custom(&config)?;
-    let api_token = read_token(config.api_token_file.as_deref())?;
-    let broker = Broker::start(config.broker.clone()).context("starting the broker thread")?;
-    if broker.is_replay() {
-        tracing::warn!(
-            source = broker.description(),
-            "REPLAY MODE: serving recorded answers, not live Flux state"
-        );
-    }
+    let state = state(&config)?;
+    let broker = state.broker.clone();
     let addr = listener
         .local_addr()
         .context("reading the listening address")?;
@@ -63,19 +57,6 @@ pub async fn run(
             "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
         );
     }
-    let history = Arc::new(History::new(
-        config.history_interval,
-        config.history_retention,
-    ));
-    let state = AppState::new(Inner {
-        broker: broker.clone(),
-        api_alias: config.api_alias.clone(),
-        telemetry: Telemetry::default(),
-        custom,
-        history,
-        api_token,
-        discovery: Default::default(),
-    });
     let sampler = tokio::spawn(crate::ops::history::sample(
         Arc::clone(&state.history),
         state.broker.clone(),
@@ -90,6 +71,39 @@ pub async fn run(
     stop_broker(broker, grace_ends).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the router serves for `config`: the `--custom-metric` files loaded and watched, the API
+/// token read, the broker thread started, an empty history (which [`run`] samples), fresh
+/// counters. Everything but the transport: the router-level tests build their state here too.
+/// The broker thread runs until `state.broker.stop()`.
+///
+/// # Errors
+/// A custom metric file that does not load, an unreadable token, a broker thread that cannot
+/// start. Must be called inside a Tokio runtime (the file watcher is a task).
+pub fn state(config: &Config) -> anyhow::Result<AppState> {
+    let custom = load_custom(config)?;
+    let api_token = read_token(config.api_token_file.as_deref())?;
+    let broker = Broker::start(config.broker.clone()).context("starting the broker thread")?;
+    if broker.is_replay() {
+        tracing::warn!(
+            source = broker.description(),
+            "REPLAY MODE: serving recorded answers, not live Flux state"
+        );
+    }
+    let history = Arc::new(History::new(
+        config.history_interval,
+        config.history_retention,
+    ));
+    Ok(AppState::new(Inner {
+        broker,
+        api_alias: config.api_alias.clone(),
+        telemetry: Telemetry::default(),
+        custom,
+        history,
+        api_token,
+        discovery: Default::default(),
+    }))
 }
 
 /// Stops the broker thread, waiting for it no later than the end of the grace period (and at

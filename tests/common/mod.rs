@@ -10,6 +10,7 @@
 )]
 
 pub(crate) mod bin;
+pub(crate) mod router;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -176,19 +177,19 @@ impl Pki {
     }
 }
 
-/// The configuration every test server starts from: the generated certificate, answers replayed
-/// from `replay`, a 1 s cache, a 5 s broker timeout and modest limits.
-pub(crate) fn base_config(pki: &Pki, replay: PathBuf) -> Config {
+/// The configuration every test server (and router) starts from: answers replayed from
+/// `scenario_or_dir` (a scenario name under `tests/fixtures`, or an absolute path), a 1 s cache,
+/// a 5 s broker timeout and modest limits; plain HTTP, which [`Server::start`] replaces with
+/// the generated certificate.
+pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
     Config {
         host: "127.0.0.1".into(),
         port: 0,
-        tls: TlsSource::Files {
-            cert: pki.cert.clone(),
-            key: pki.key.clone(),
-        },
+        tls: TlsSource::Plain,
         api_alias: None,
         broker: Settings {
-            source: Source::Replay(replay),
+            // An absolute path replaces the base.
+            source: Source::Replay(fixtures().join(scenario_or_dir)),
             max_age: Duration::from_secs(1),
             timeout: Duration::from_secs(5),
         },
@@ -226,8 +227,11 @@ impl Server {
     ) -> Server {
         install_crypto();
         let pki = Pki::generate();
-        let replay = fixtures().join(scenario_or_dir.as_ref()); // absolute paths replace the base
-        let mut config = base_config(&pki, replay);
+        let mut config = base_config(scenario_or_dir.as_ref());
+        config.tls = TlsSource::Files {
+            cert: pki.cert.clone(),
+            key: pki.key.clone(),
+        };
         tweak(&mut config);
         // Bound before the server task exists, so requests can follow at once.
         let listener = TcpListener::bind("127.0.0.1:0")
