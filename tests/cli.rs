@@ -281,10 +281,9 @@ fn start_with_a_custom_metric_script_fails_clearly() {
 
 #[test]
 fn start_with_a_replay_directory_without_answers_names_the_missing_file() {
-    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("cli-empty");
+    let dir = tmp.path();
     let r = run(["start", "--replay", dir.to_str().unwrap(), "--port", "0"]);
-    let _ = std::fs::remove_dir_all(&dir);
     r.assert_failure();
     assert!(
         r.stderr.contains("resource.sched-status.json") && r.stderr.contains("record"),
@@ -306,8 +305,8 @@ fn no_cache_with_a_max_age_is_refused_naming_both() {
 
 #[test]
 fn a_python_custom_metric_file_gets_a_hint_that_scripts_are_rhai() {
-    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-py-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("cli-py");
+    let dir = tmp.path();
     let script = dir.join("metrics.py");
     std::fs::write(
         &script,
@@ -321,7 +320,6 @@ fn a_python_custom_metric_file_gets_a_hint_that_scripts_are_rhai() {
         "--custom-metric",
         script.to_str().unwrap(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     r.assert_failure();
     assert!(
         r.stderr.contains("metrics.py") && r.stderr.contains("Rhai scripts, not Python"),
@@ -332,8 +330,8 @@ fn a_python_custom_metric_file_gets_a_hint_that_scripts_are_rhai() {
 
 #[test]
 fn get_prints_a_failing_custom_metric_once() {
-    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-fail-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("cli-fail");
+    let dir = tmp.path();
     let script = dir.join("broken.rhai");
     std::fs::write(&script, "fn broken_metric(flux) { throw \"boom\"; }\n").unwrap();
     let r = run([
@@ -343,7 +341,6 @@ fn get_prints_a_failing_custom_metric_once() {
         "--custom-metric",
         script.to_str().unwrap(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     r.assert_failure();
     assert_eq!(r.stderr.matches("boom").count(), 1, "{}", r.stderr);
     assert!(r.stdout.contains("node_up_count"), "{}", r.stdout);
@@ -366,8 +363,8 @@ fn check_reports_each_input_with_a_fix_and_fails_when_one_fails() {
         r.stdout
     );
 
-    let dir = std::env::temp_dir().join(format!("flux-metrics-cli-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = TempDir::new("cli-check");
+    let dir = tmp.path();
     let script = dir.join("broken.rhai");
     std::fs::write(&script, "fn broken_metric(flux) { throw \"boom\"; }\n").unwrap();
     let r = run([
@@ -379,7 +376,6 @@ fn check_reports_each_input_with_a_fix_and_fails_when_one_fails() {
         "--client-ca-file",
         "/nonexistent/ca.crt",
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     r.assert_failure();
     for want in [
         "FAIL  who may read: reading --client-ca-file /nonexistent/ca.crt",
