@@ -28,8 +28,15 @@
 //!   ([`source::snapshot`]), idsets, hostlists and Rv1 sets ([`source::rlist`]), the metric
 //!   catalogue ([`source::catalogue`]), and the drain-before-shrink decision
 //!   ([`source::shrink`]).
-//! - [`util`]: durations, excerpts, Kubernetes name rules and file stamps, shared by all.
+//! - [`util`]: durations, byte sizes, excerpts, Kubernetes name rules and file stamps, shared by
+//!   all.
+//!
+//! The global allocator is the system's, counting per thread (`crates/alloc-count`), so that a
+//! custom metric evaluation can be held to `--custom-metric-max-memory`.
 #![forbid(unsafe_code)]
+
+#[global_allocator]
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
 
 pub mod api;
 pub mod cli;

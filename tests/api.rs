@@ -699,6 +699,7 @@ async fn returns_405_status_for_write_methods_on_api_paths() {
             let r = app.send(method, &path, &[], Body::empty()).await;
             let message = r.expect_status(405, "MethodNotAllowed");
             assert!(message.contains(method), "{method} {path}: {message}");
+            assert_eq!(r.headers["allow"], "GET,HEAD", "{method} {path}");
         }
     }
 }
@@ -713,6 +714,7 @@ async fn returns_405_status_for_write_methods_on_fixed_routes() {
         for path in ["/healthz", "/readyz", "/version", "/openapi/v2"] {
             let r = app.send(method, path, &[], Body::empty()).await;
             r.expect_status(405, "MethodNotAllowed");
+            assert_eq!(r.headers["allow"], "GET,HEAD", "{method} {path}");
         }
     }
 }
@@ -936,6 +938,32 @@ async fn returns_413_status_for_an_http2_get_with_an_unannounced_body() {
         .send("GET", "/apis", &[], common::streamed(b"hello"))
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
+    server.shutdown().await;
+}
+
+/// A body of zero length is no body: `Content-Length: 00`, a chunked body of no chunk, and an
+/// HTTP/2 request whose stream ends with an empty DATA frame are served.
+#[tokio::test]
+async fn a_body_of_zero_length_is_no_body() {
+    let server = Server::start("idle", |_| {}).await;
+    for head in [
+        "Content-Length: 00\r\n\r\n",
+        "Content-Length: 0\r\n\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ] {
+        let request =
+            format!("GET /apis HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{head}");
+        let raw = server.client().raw(request.as_bytes()).await;
+        let raw = String::from_utf8_lossy(&raw);
+        assert!(raw.starts_with("HTTP/1.1 200 "), "{head:?}: {raw}");
+    }
+    let r = server
+        .client_with(Proto::Http2)
+        .connect()
+        .await
+        .send("GET", "/apis", &[], common::streamed(b""))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     server.shutdown().await;
 }
 

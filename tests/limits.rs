@@ -6,7 +6,7 @@
 //! 431 and a GET with a body gets 413 (`tests/api.rs`: `returns_431_for_oversized_headers`,
 //! `returns_413_status_for_a_get_with_a_body`), write methods get 405.
 //!
-//! The "connection limit reached (--max-connections)" warning of `src/server.rs` is not checked:
+//! The "connection limit reached (--max-connections)" warning of `src/server/listener.rs` is not checked:
 //! these tests cannot capture the server's tracing output; they check what a client sees.
 
 mod common;
@@ -211,56 +211,235 @@ async fn a_tls_client_silent_after_the_handshake_is_disconnected_after_the_heade
 }
 
 // ---------------------------------------------------------------------------------------------
-// The connection cap
+// Connection slots: idle connections, clients that do not read, one address, a full server
+
+/// An HTTP/2 connection on which one `GET /healthz` was answered, and the task driving it, which
+/// ends when the server closes the connection.
+async fn h2_after_one_request(
+    client: &common::Client,
+    port: u16,
+) -> (
+    hyper::client::conn::http2::SendRequest<common::Body>,
+    tokio::task::JoinHandle<()>,
+) {
+    let tls = client.tls().await;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .expect("HTTP/2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let req = hyper::Request::get(format!("https://localhost:{port}/healthz"))
+        .body(common::empty())
+        .expect("a request");
+    let resp = tokio::time::timeout(common::IO_TIMEOUT, sender.send_request(req))
+        .await
+        .expect("an answer in time")
+        .expect("an answer");
+    assert_eq!(resp.status(), 200);
+    (sender, driver)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_max_connections_are_closed_at_once_until_a_slot_frees() {
-    // Timeouts far beyond the test's own deadlines: only the cap can close a connection here.
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout_though_it_answers_pings() {
+    let idle = Duration::from_millis(600);
     let server = Server::start("busy", |c| {
-        c.limits.max_connections = 4;
-        c.limits.handshake_timeout = Duration::from_secs(600);
-        c.limits.header_timeout = Duration::from_secs(600);
+        c.limits.idle_timeout = idle;
+        c.limits.header_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let client = server.client_with(Proto::Http2);
+    let (_sender, driver) = h2_after_one_request(&client, server.addr.port()).await;
+    // The client keeps its side open (hyper answers the server's pings); the server ends it.
+    tokio::time::timeout(common::IO_TIMEOUT, driver)
+        .await
+        .expect("the idle HTTP/2 connection was still open after --idle-timeout")
+        .expect("the connection task");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pipelines_without_reading_is_disconnected_by_the_write_timeout() {
+    let server = Server::start("busy", |c| {
+        c.limits.write_timeout = Duration::from_millis(500);
+        c.limits.header_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let mut tls = server.client_with(Proto::Http1).tls().await;
+    // Far more answer bytes than the socket buffers hold: the server's writes block.
+    const REQUESTS: usize = 3000;
+    let one = b"GET /openapi/v2 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let answer_bytes = server.get("/openapi/v2").await.body.len();
+    assert!(
+        answer_bytes > 10_000,
+        "/openapi/v2 is too small for this test"
+    );
+    tls.write_all(&one.repeat(REQUESTS))
+        .await
+        .expect("writing the pipeline");
+    tls.flush().await.expect("flushing");
+    // Not a measurement: time for the server's writes to block and their timeout to pass.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Now read: what the server wrote before it gave up, then the end of the connection.
+    let mut got = 0_usize;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(common::IO_TIMEOUT, tls.read(&mut chunk)).await {
+            Err(_) => panic!("the connection stayed open after {got} bytes"),
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+        }
+    }
+    assert!(
+        got < REQUESTS * answer_bytes,
+        "every answer was written ({got} bytes): the client that did not read was not cut off"
+    );
+    assert_eq!(server.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_its_share_but_the_front_proxy_is_not_counted() {
+    use flux_metrics::server::config::AuthSource;
+    use flux_metrics::server::pki::{Ca, Validity};
+    let validity = Validity::days_from(std::time::SystemTime::now(), 1).expect("validity");
+    let front_ca = Ca::new("front-proxy-ca", validity).expect("a CA");
+    let dir = TempDir::new("per-address");
+    let rh = dir.path().join("rh.crt");
+    std::fs::write(&rh, &front_ca.issued().cert_pem).expect("writing the CA");
+    let server = Server::start("busy", |c| {
+        c.limits.max_connections_per_address = 2;
+        c.limits.header_timeout = Duration::from_secs(20);
+        c.auth = AuthSource::Files {
+            client_ca: None,
+            requestheader_ca: Some(rh.clone()),
+            allowed_names: vec!["front-proxy-client".into()],
+        };
+    })
+    .await;
+    let front = front_ca
+        .issue_client("front-proxy-client", &[], validity)
+        .expect("a front-proxy certificate");
+    let proxy = server.client_with_certificate(&front.cert_pem, &front.key_pem);
+    let headers = [("x-remote-user", "system:kube-aggregator")];
+    // Three front-proxy connections from 127.0.0.1: more than the cap, none refused.
+    let mut proxied = Vec::new();
+    for _ in 0..3 {
+        let mut conn = proxy.connect().await;
+        conn.send("GET", METRIC, &headers, common::empty())
+            .await
+            .expect_json(200);
+        proxied.push(conn);
+    }
+    // Two anonymous connections from the same address fill its share; a third is closed.
+    let anonymous = server.client();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut conn = anonymous.connect().await;
+        assert_eq!(conn.get("/healthz").await.status, 200);
+        held.push(conn);
+    }
+    // The third gets through its handshake (it could have been the front proxy), then is closed.
+    let mut third = anonymous.tls().await;
+    let closed = wait_closed(&mut third).await;
+    assert!(
+        closed.is_empty(),
+        "a third untrusted connection from one address was served with a cap of 2"
+    );
+    // Another address, and the front proxy, are still served.
+    let other = anonymous.from(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    assert_eq!(other.get("/healthz").await.status, 200);
+    for conn in &mut proxied {
+        conn.send("GET", METRIC, &headers, common::empty())
+            .await
+            .expect_json(200);
+    }
+    let mut fourth = proxy.connect().await;
+    fourth
+        .send("GET", METRIC, &headers, common::empty())
+        .await
+        .expect_json(200);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_server_evicts_the_longest_idle_connection_never_one_with_a_request_in_flight() {
+    let replay = replay_with_fault("delay 2s");
+    let server = Server::start(replay.path(), |c| {
+        c.broker.max_age = Duration::ZERO;
+        c.limits.max_connections = 3;
+        c.limits.header_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let port = server.addr.port();
+    let client = server.client_with(Proto::Http2);
+    // A connection with a slow request in flight, then two idle ones (the oldest first).
+    let mut busy = client.connect().await;
+    let in_flight = tokio::spawn(async move { busy.get(METRIC).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_a, oldest) = h2_after_one_request(&client, port).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (_b, newer) = h2_after_one_request(&client, port).await;
+    // A fourth is served: the longest-idle connection made room for it, the busy one did not.
+    let (_c, _fourth) = h2_after_one_request(&client, port).await;
+    tokio::time::timeout(common::IO_TIMEOUT, oldest)
+        .await
+        .expect("the longest-idle connection was not closed to make room")
+        .expect("the connection task");
+    assert!(
+        !newer.is_finished(),
+        "the newer idle connection was evicted"
+    );
+    assert_metric_answer(&in_flight.await.expect("the request in flight"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_connection_has_a_request_in_flight_a_new_one_is_closed_at_once() {
+    let replay = replay_with_fault("delay 3s");
+    let server = Server::start(replay.path(), |c| {
+        c.broker.max_age = Duration::ZERO;
+        c.limits.max_connections = 2;
     })
     .await;
     let client = server.client_with(Proto::Http1);
-    // Four kept-alive connections, each proven open by an answer.
-    let mut open = Vec::new();
-    for _ in 0..4 {
+    let mut requests = Vec::new();
+    for _ in 0..2 {
         let mut conn = client.connect().await;
-        assert_eq!(conn.get("/healthz").await.status, 200);
-        open.push(conn);
+        requests.push(tokio::spawn(async move { conn.get(METRIC).await }));
     }
-    // A fifth is closed, before any TLS byte.
-    for _ in 0..3 {
-        let mut fifth = TcpStream::connect(server.addr).await.expect("connecting");
-        assert!(
-            closed_within(&mut fifth, common::IO_TIMEOUT).await,
-            "a fifth connection was kept with --max-connections 4"
-        );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = TcpStream::connect(server.addr).await.expect("connecting");
+    assert!(
+        closed_within(&mut third, Duration::from_secs(1)).await,
+        "a third connection was kept while both slots had a request in flight"
+    );
+    for r in requests {
+        assert_metric_answer(&r.await.expect("a request task"));
     }
-    // The four are still served.
-    for conn in &mut open {
-        assert_eq!(conn.get("/healthz").await.status, 200);
-    }
-    // One leaves: a new connection is served again (once the server has seen it go).
-    drop(open.pop());
-    let served = async {
-        loop {
-            if let Ok(mut conn) = client.try_connect().await {
-                if let Ok(r) = conn.try_get("/healthz").await {
-                    return r;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let r = tokio::time::timeout(common::IO_TIMEOUT, served)
+    // Both are idle now: a new connection is served.
+    assert_eq!(client.get("/healthz").await.status, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_on_the_https_port_gets_a_400_saying_so() {
+    let server = Server::start("busy", |_| {}).await;
+    let mut tcp = TcpStream::connect(server.addr).await.expect("connecting");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
-        .expect("no connection slot freed after a client left");
-    assert_eq!(r.status, 200);
-    for conn in &mut open {
-        assert_eq!(conn.get("/healthz").await.status, 200);
-    }
+        .expect("writing");
+    let closed = wait_closed(&mut tcp).await;
+    let text = String::from_utf8_lossy(&closed);
+    assert!(text.starts_with("HTTP/1.0 400 Bad Request\r\n"), "{text:?}");
+    assert!(
+        text.ends_with("\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"),
+        "{text:?}"
+    );
+    assert_eq!(server.get("/healthz").await.status, 200);
     server.shutdown().await;
 }
 

@@ -205,10 +205,13 @@ async fn bearer_token_guards_telemetry_but_not_health_or_the_metrics_api() {
             .get_with(path, &[("authorization", "Bearer s3creT")])
             .await;
         assert_eq!(wrong.status, 401, "{path}");
-        let ok = app
-            .get_with(path, &[("authorization", "Bearer s3cret")])
-            .await;
-        assert_eq!(ok.status, 200, "{path}: {}", ok.text());
+        // The scheme is case-insensitive, as Kubernetes reads it.
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let ok = app
+                .get_with(path, &[("authorization", &format!("{scheme} s3cret"))])
+                .await;
+            assert_eq!(ok.status, 200, "{scheme} {path}: {}", ok.text());
+        }
     }
     assert_eq!(app.get("/readyz").await.status, 200);
     app.get(&format!("{V1BETA2}/namespaces/ns/metrics/node_up_count"))

@@ -90,6 +90,17 @@ fn segments(path: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// Checks a namespace name of a path (a DNS-1123 label, as Kubernetes requires). An invalid one
+/// is not quoted back: it may hold anything a client put in a URL.
+fn namespace(ns: &str) -> Result<String, ApiError> {
+    crate::util::dns::label(ns).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the namespace in the path is not a valid namespace name: it {e}"
+        ))
+    })?;
+    Ok(ns.to_owned())
+}
+
 fn not_found(path: &str, what: &str) -> ApiError {
     ApiError::NotFound(format!(
         "the server could not find the requested resource {path:?}: {what}"
@@ -130,7 +141,7 @@ pub fn parse(path: &str, alias: Option<&str>) -> Result<ApiPath, ApiError> {
             ns,
             metric,
         ] => Ok(ApiPath::External {
-            namespace: (*ns).to_owned(),
+            namespace: namespace(ns)?,
             metric: (*metric).to_owned(),
         }),
         ["apis", EXTERNAL_GROUP, EXTERNAL_VERSION, ..] => Err(not_found(
@@ -155,6 +166,9 @@ fn custom(path: &str, version: CustomVersion, rest: &[String]) -> Result<ApiPath
         resource: resource.to_owned(),
         name: name.to_owned(),
     };
+    if let ["namespaces", ns, ..] = r.as_slice() {
+        namespace(ns)?;
+    }
     let (object, metric) = match r.as_slice() {
         [] => return Ok(ApiPath::CustomResources(version)),
         // A metric describing the Namespace object itself (upstream rewrites it the same way).
@@ -312,6 +326,35 @@ mod tests {
                 "{p}"
             );
         }
+    }
+
+    #[test]
+    fn invalid_namespaces_are_400_and_not_quoted_back() {
+        for ns in ["Upper", "a_b", "-x", "%3Cscript%3E", &"n".repeat(64)] {
+            for p in [
+                format!("/apis/custom.metrics.k8s.io/v1beta2/namespaces/{ns}/metrics/m"),
+                format!("/apis/custom.metrics.k8s.io/v1beta1/namespaces/{ns}/pods/p/m"),
+                format!("/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/m"),
+            ] {
+                let Err(ApiError::BadRequest(message)) = parse(&p, None) else {
+                    panic!("{p}: {:?}", parse(&p, None))
+                };
+                assert!(
+                    message.starts_with("the namespace in the path is not"),
+                    "{message}"
+                );
+                let decoded = percent_decode_str(ns).decode_utf8_lossy();
+                assert!(!message.contains(decoded.as_ref()), "{message}");
+            }
+        }
+        assert!(parse("/custom/namespaces/Bad/metrics/m", Some("/custom")).is_err());
+        assert!(
+            parse(
+                "/apis/external.metrics.k8s.io/v1beta1/namespaces/kube-system/m",
+                None
+            )
+            .is_ok()
+        );
     }
 
     #[test]

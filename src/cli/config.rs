@@ -115,6 +115,19 @@ impl TryFrom<StartArgs> for Config {
         if a.max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
+        if a.max_connections_per_address == 0 {
+            bail!("--max-connections-per-address must be at least 1");
+        }
+        for (flag, d) in [
+            ("--handshake-timeout", a.handshake_timeout),
+            ("--header-timeout", a.header_timeout),
+            ("--idle-timeout", a.idle_timeout),
+            ("--write-timeout", a.write_timeout),
+        ] {
+            if d.is_zero() {
+                bail!("{flag} must be more than 0");
+            }
+        }
         let auth = match (
             a.authentication_from_cluster,
             a.client_ca_file,
@@ -154,8 +167,11 @@ impl TryFrom<StartArgs> for Config {
             broker,
             limits: Limits {
                 max_connections: a.max_connections,
+                max_connections_per_address: a.max_connections_per_address,
                 handshake_timeout: a.handshake_timeout,
                 header_timeout: a.header_timeout,
+                idle_timeout: a.idle_timeout,
+                write_timeout: a.write_timeout,
                 shutdown_grace: a.shutdown_grace,
             },
             auth,

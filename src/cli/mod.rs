@@ -218,7 +218,8 @@ pub struct StartArgs {
         help_heading = "Listening"
     )]
     pub threads: usize,
-    /// Most connections served at once; more are closed at once, with a log line
+    /// Most connections served at once; a new one then closes the longest-idle connection (never
+    /// one with a request in flight; untrusted ones first), or is closed itself when all are busy
     #[arg(
         long,
         env = "FLUX_METRICS_MAX_CONNECTIONS",
@@ -226,12 +227,29 @@ pub struct StartArgs {
         help_heading = "Listening"
     )]
     pub max_connections: usize,
+    /// Most connections from one IP address without a trusted client certificate (handshakes
+    /// included); more are closed at once. Connections of the front proxy and of the client CA
+    /// do not count
+    #[arg(
+        long,
+        env = "FLUX_METRICS_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 64,
+        help_heading = "Listening"
+    )]
+    pub max_connections_per_address: usize,
     /// Longest TLS handshake
     #[arg(long, env = "FLUX_METRICS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
     pub handshake_timeout: Duration,
     /// Longest wait for a request's headers, and for the next request on an idle connection
     #[arg(long, env = "FLUX_METRICS_HEADER_TIMEOUT", default_value = "30s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
     pub header_timeout: Duration,
+    /// Longest time a connection (HTTP/2 included) with no request in flight stays open
+    #[arg(long, env = "FLUX_METRICS_IDLE_TIMEOUT", default_value = "60s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
+    pub idle_timeout: Duration,
+    /// Longest time an answer may wait for a client that does not read it; the connection is
+    /// then closed
+    #[arg(long, env = "FLUX_METRICS_WRITE_TIMEOUT", default_value = "10s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
+    pub write_timeout: Duration,
     /// On SIGTERM/SIGINT, how long requests in flight may take to finish
     #[arg(long, env = "FLUX_METRICS_SHUTDOWN_GRACE", default_value = "10s", value_parser = duration::parse, value_name = "DURATION", help_heading = "Listening")]
     pub shutdown_grace: Duration,

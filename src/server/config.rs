@@ -43,12 +43,18 @@ pub enum AuthSource {
 /// Limits that keep slow or hostile clients from exhausting the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Most connections at once.
+    /// Most connections at once; when full, the longest-idle connection makes room.
     pub max_connections: usize,
+    /// Most connections from one address without a trusted client certificate.
+    pub max_connections_per_address: usize,
     /// Longest TLS handshake.
     pub handshake_timeout: Duration,
     /// Longest wait for request headers (and between requests on a kept-alive connection).
     pub header_timeout: Duration,
+    /// Longest time a connection with no request in flight stays open.
+    pub idle_timeout: Duration,
+    /// Longest time a write to a client that does not read may block.
+    pub write_timeout: Duration,
     /// Grace period for requests in flight at shutdown.
     pub shutdown_grace: Duration,
 }

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 mod listener;
 pub mod pki;
+mod slots;
 pub mod tls;
 pub mod trust;
 

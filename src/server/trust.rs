@@ -109,14 +109,16 @@ impl Trust {
     }
 }
 
-/// CN and O values of a certificate's subject.
+/// CN and O values of a certificate's subject. With several CNs the last one counts, as in Go's
+/// `crypto/x509` (`pkix.Name.FillFromRDNSequence` keeps overwriting `CommonName`), whose user
+/// names kube-apiserver's own aggregated servers use.
 fn subject(der: &CertificateDer<'_>) -> (String, Vec<String>) {
     match x509_parser::parse_x509_certificate(der) {
         Ok((_, cert)) => {
             let s = cert.subject();
             let cn = s
                 .iter_common_name()
-                .next()
+                .last()
                 .and_then(|a| a.as_str().ok())
                 .unwrap_or_default();
             let orgs = s
@@ -249,6 +251,33 @@ mod tests {
             panic!()
         };
         assert!(reason.to_lowercase().contains("expired"), "{reason}");
+    }
+
+    #[test]
+    fn the_last_of_several_common_names_is_the_cn() {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        // rcgen keeps one value per attribute type, so the first CN goes in under its raw OID.
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 3]), "first");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "org");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "front-proxy-client");
+        let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        let cns: Vec<&str> = parsed
+            .subject()
+            .iter_common_name()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(cns.len(), 2, "{cns:?}");
+        let (cn, orgs) = subject(cert.der());
+        assert_eq!(cn, cns[1], "not the last of {cns:?}");
+        assert_eq!(orgs, ["org"]);
     }
 
     #[test]

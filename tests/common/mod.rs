@@ -195,8 +195,11 @@ pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
         },
         limits: Limits {
             max_connections: 128,
+            max_connections_per_address: 64,
             handshake_timeout: Duration::from_secs(5),
             header_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         },
         auth: AuthSource::Open,
@@ -262,6 +265,7 @@ impl Server {
             connector: TlsConnector::from(
                 self.pki.client_config_with_certificate(chain_pem, key_pem),
             ),
+            local: None,
         }
     }
 
@@ -280,6 +284,7 @@ impl Server {
         Client {
             addr: self.addr,
             connector: TlsConnector::from(self.pki.client_config(alpn)),
+            local: None,
         }
     }
 
@@ -368,9 +373,40 @@ impl hyper::body::Body for Streamed {
 pub(crate) struct Client {
     addr: SocketAddr,
     connector: TlsConnector,
+    /// The loopback address connections come from (`None`: the system's choice, 127.0.0.1).
+    local: Option<std::net::Ipv4Addr>,
 }
 
 impl Client {
+    /// The same client, connecting from another loopback address (e.g. 127.0.0.2), so that a
+    /// test can stand for a second host.
+    pub(crate) fn from(&self, local: std::net::Ipv4Addr) -> Client {
+        Client {
+            local: Some(local),
+            ..self.clone()
+        }
+    }
+
+    /// A TCP connection to the server, from [`Client::from`]'s address if one was given.
+    pub(crate) async fn tcp(&self) -> TcpStream {
+        self.try_tcp().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Client::tcp`], or why there is none.
+    pub(crate) async fn try_tcp(&self) -> Result<TcpStream, String> {
+        let connected = match self.local {
+            None => TcpStream::connect(self.addr).await,
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("a socket: {e}"))?;
+                socket
+                    .bind(SocketAddr::from((ip, 0)))
+                    .map_err(|e| format!("binding {ip}: {e}"))?;
+                socket.connect(self.addr).await
+            }
+        };
+        connected.map_err(|e| format!("connecting: {e}"))
+    }
+
     /// A TLS connection, verified against the test CA for `localhost`.
     pub(crate) async fn tls(&self) -> TlsStream<TcpStream> {
         self.try_tls().await.unwrap_or_else(|e| panic!("{e}"))
@@ -378,9 +414,7 @@ impl Client {
 
     /// A TLS connection, or why there is none (refused, closed, timed out, not verified).
     pub(crate) async fn try_tls(&self) -> Result<TlsStream<TcpStream>, String> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| format!("connecting: {e}"))?;
+        let tcp = self.try_tcp().await?;
         let name = ServerName::try_from("localhost").expect("server name");
         tokio::time::timeout(IO_TIMEOUT, self.connector.connect(name, tcp))
             .await

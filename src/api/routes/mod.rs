@@ -117,16 +117,41 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
     response
 }
 
-/// Every route is read-only: a request carrying a body is refused before it is read.
+/// Longest wait for the end of a request body that was not announced as empty (an HTTP/2
+/// request whose HEADERS frame does not end the stream, a chunked HTTP/1.1 request): a client
+/// that sends an empty DATA frame right after its headers is served; one that never ends its
+/// body does not hold a request slot for longer than this.
+const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Every route is read-only: a request carrying a body is refused. A body of zero length is no
+/// body (`Content-Length: 0` or `00`, a chunked body of no chunk, an HTTP/2 stream ended by an
+/// empty DATA frame); a body that announces a length is refused before it is read.
 async fn refuse_bodies(req: Request, next: Next) -> Response {
-    let h = req.headers();
-    // HTTP/2 may send data frames without announcing them in a header.
-    let has_body = h.contains_key(header::TRANSFER_ENCODING)
-        || h.get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0")
-        || !req.body().is_end_stream();
-    if has_body {
-        return ApiError::BodyNotAllowed.into_response();
+    use http_body_util::BodyExt as _;
+    let announced = req.headers().get(header::CONTENT_LENGTH).map(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+    });
+    match announced {
+        Some(Some(0)) => {}
+        // hyper has already refused a malformed Content-Length on HTTP/1.1.
+        Some(_) => return ApiError::BodyNotAllowed.into_response(),
+        None if req.body().is_end_stream() => {}
+        None => {
+            let (parts, mut body) = req.into_parts();
+            let deadline = tokio::time::Instant::now() + BODY_WAIT;
+            loop {
+                match tokio::time::timeout_at(deadline, body.frame()).await {
+                    Ok(None) => break,
+                    Ok(Some(Ok(frame))) if frame.data_ref().is_none_or(|d| d.is_empty()) => {}
+                    _ => return ApiError::BodyNotAllowed.into_response(),
+                }
+            }
+            return next
+                .run(Request::from_parts(parts, axum::body::Body::empty()))
+                .await;
+        }
     }
     next.run(req).await
 }
@@ -140,7 +165,11 @@ async fn method_not_allowed(method: Method) -> ApiError {
 /// each answer marked with its route for the counters.
 async fn apis(State(s): State<AppState>, method: Method, req: Request) -> Response {
     if method != Method::GET && method != Method::HEAD {
-        return ApiError::MethodNotAllowed(method.to_string()).into_response();
+        // The same `Allow` as axum puts on the 405 of the fixed routes.
+        let mut r = ApiError::MethodNotAllowed(method.to_string()).into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET,HEAD"));
+        return r;
     }
     let uri = req.uri();
     let query = path::parse_query(uri.query());

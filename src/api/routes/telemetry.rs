@@ -34,6 +34,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive (RFC
+/// 7235; Kubernetes accepts `bearer`), and spaces around the token are not part of it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_matches(' '))
+}
+
 /// With `--api-token-file`, requests need `Authorization: Bearer <token>`.
 async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.api_token {
@@ -41,7 +50,7 @@ async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> R
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or("");
         if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
             let mut r = ApiError::Unauthorized(
@@ -243,6 +252,16 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secre"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer tok", "bearer tok", "BEARER  tok ", "BeArEr tok"] {
+            assert_eq!(bearer_token(v), Some("tok"), "{v:?}");
+        }
+        for v in ["Basic tok", "Bearertok", "Bearer", "tok"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
     }
 
     #[test]
