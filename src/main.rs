@@ -57,14 +57,18 @@ fn start(args: cli::StartArgs) -> anyhow::Result<()> {
         .thread_name("flux-metrics-api")
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
             .await
             .map_err(|e| {
                 anyhow::anyhow!("cannot listen on {}:{}: {e}", config.host, config.port)
             })?;
         flux_metrics::run(config, listener, shutdown_signal()).await
-    })
+    });
+    // `run` has waited out --shutdown-grace; a custom metric still blocked in `flux.rpc` (or
+    // spinning towards its timeout) must not hold the exit, as dropping the runtime would.
+    runtime.shutdown_background();
+    result
 }
 
 /// Completes on SIGTERM or SIGINT.

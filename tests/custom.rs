@@ -192,7 +192,7 @@ async fn start_with(scenario: &str, files: &[&Path], timeout: Duration) -> Serve
     let files: Vec<PathBuf> = files.iter().map(|f| f.to_path_buf()).collect();
     Server::start(scenario, move |c| {
         c.custom_metrics = files;
-        c.custom_timeout = timeout;
+        c.custom.timeout = timeout;
     })
     .await
 }

@@ -628,3 +628,41 @@ fn sigterm_exits_zero_after_the_grace_period_even_with_a_hanging_request() {
         "a hanging request was answered: {answer:?}"
     );
 }
+
+/// A custom metric blocked in `flux.rpc` (the simulated broker takes 6 s to answer the round,
+/// then 6 s more for the script's RPC) does not hold the exit past `--shutdown-grace`: before,
+/// the process waited for the blocked evaluation thread.
+#[test]
+fn sigterm_exits_within_the_grace_period_while_a_script_is_blocked_in_flux_rpc() {
+    let replay = replay_with_fault("delay 6s");
+    let script = replay.path().join("blocked.rhai");
+    std::fs::write(
+        &script,
+        "/// Waits for the broker.\nfn blocked(flux) { flux.rpc(\"resource.status\"); 1 }\n",
+    )
+    .expect("writing the script");
+    let script = script.to_string_lossy().into_owned();
+    let mut server = start_binary(
+        &replay,
+        &[
+            "--custom-metric",
+            &script,
+            "--flux-timeout",
+            "20s",
+            "--shutdown-grace",
+            "500ms",
+        ],
+    );
+    // The history sampler's first round ends after 6 s; its evaluation of `blocked` is then in
+    // flux.rpc until about 12 s.
+    std::thread::sleep(Duration::from_millis(7500));
+    assert!(!server.process.has_exited(), "{}", server.process.report());
+    server.process.signal("TERM");
+    let status = server.process.wait_for(Duration::from_secs(3));
+    assert!(
+        status.is_some(),
+        "still running 3 s after SIGTERM with --shutdown-grace 500ms: {}",
+        server.process.report()
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use super::{BrokerArgs, DEFAULT_API_PATH, LiveArgs, StartArgs};
+use super::{BrokerArgs, CustomArgs, DEFAULT_API_PATH, LiveArgs, StartArgs};
 use crate::server::config::{AuthSource, Config, Limits, TlsSource};
 use crate::server::pki::serving_names;
 use crate::source::broker::{BrokerError, Settings, Source, check_replay};
@@ -82,6 +82,35 @@ impl TryFrom<&LiveArgs> for Settings {
     }
 }
 
+impl TryFrom<&CustomArgs> for crate::custom::Settings {
+    type Error = anyhow::Error;
+
+    /// The limits of custom metric scripts; `max_age` is left at its default for the caller.
+    fn try_from(c: &CustomArgs) -> anyhow::Result<crate::custom::Settings> {
+        if c.custom_metric_timeout.is_zero() {
+            bail!("--custom-metric-timeout must be more than 0");
+        }
+        if c.custom_metric_max_memory < 1 << 20 {
+            bail!("--custom-metric-max-memory must be at least 1MiB");
+        }
+        if let Some(bad) = c
+            .custom_metric_allow_rpc
+            .iter()
+            .find(|t| t.is_empty() || t.contains(char::is_whitespace) || t.starts_with('*'))
+        {
+            bail!(
+                "--custom-metric-allow-rpc {bad:?} is not a topic (e.g. job-manager.getattr, or job-manager.* for all of a service)"
+            );
+        }
+        Ok(crate::custom::Settings {
+            timeout: c.custom_metric_timeout,
+            max_memory: c.custom_metric_max_memory,
+            allow_rpc: c.custom_metric_allow_rpc.clone(),
+            ..Default::default()
+        })
+    }
+}
+
 impl TryFrom<StartArgs> for Config {
     type Error = anyhow::Error;
 
@@ -92,9 +121,7 @@ impl TryFrom<StartArgs> for Config {
         if a.history_retention < a.history_interval {
             bail!("--history-retention must be at least --history-interval");
         }
-        if a.custom.custom_metric_timeout.is_zero() {
-            bail!("--custom-metric-timeout must be more than 0");
-        }
+        let custom = crate::custom::Settings::try_from(&a.custom)?;
         let tls = match (a.ssl_certfile, a.ssl_keyfile, a.insecure_http) {
             (_, _, true) => TlsSource::Plain,
             (Some(cert), Some(key), false) => TlsSource::Files { cert, key },
@@ -177,7 +204,7 @@ impl TryFrom<StartArgs> for Config {
             auth,
             threads: a.threads,
             custom_metrics: a.custom.custom_metric,
-            custom_timeout: a.custom.custom_metric_timeout,
+            custom,
             history_interval: a.history_interval,
             history_retention: a.history_retention,
             api_token_file: a.api_token_file,
@@ -322,8 +349,21 @@ mod tests {
             c.custom_metrics,
             [PathBuf::from("a.rhai"), PathBuf::from("b.rhai")]
         );
-        assert_eq!(c.custom_timeout, Duration::from_secs(2));
+        assert_eq!(c.custom.timeout, Duration::from_secs(2));
+        assert_eq!(c.custom.max_memory, 32 << 20);
+        assert!(c.custom.allow_rpc.is_empty());
         assert!(start(&["--custom-metric-timeout", "0s"]).is_err());
+        assert!(start(&["--custom-metric-max-memory", "100KiB"]).is_err());
+        let c = start(&[
+            "--custom-metric-max-memory",
+            "8MiB",
+            "--custom-metric-allow-rpc",
+            "job-manager.getattr,kvs.*",
+        ])
+        .unwrap();
+        assert_eq!(c.custom.max_memory, 8 << 20);
+        assert_eq!(c.custom.allow_rpc, ["job-manager.getattr", "kvs.*"]);
+        assert!(start(&["--custom-metric-allow-rpc", "*"]).is_err());
     }
 
     #[test]

@@ -29,10 +29,7 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         None
     } else {
         let builtins: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
-        let custom_settings = crate::custom::Settings {
-            timeout: args.custom.custom_metric_timeout,
-            ..Default::default()
-        };
+        let custom_settings = crate::custom::Settings::try_from(&args.custom)?;
         Some(Custom::load(
             &args.custom.custom_metric,
             &builtins,

@@ -193,6 +193,18 @@ pub struct CustomArgs {
     /// Longest run of one custom metric function
     #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_TIMEOUT", default_value = "2s", value_parser = duration::parse, value_name = "DURATION")]
     pub custom_metric_timeout: Duration,
+    /// Most heap memory one run of a custom metric function may hold (e.g. 32MiB, 512KiB)
+    #[arg(long, env = "FLUX_METRICS_CUSTOM_METRIC_MAX_MEMORY", default_value = "32MiB", value_parser = crate::util::size::parse, value_name = "SIZE")]
+    pub custom_metric_max_memory: usize,
+    /// Let custom metrics send this broker RPC besides the read-only ones (repeatable, or
+    /// comma-separated; `SERVICE.*` allows every topic of a service)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_CUSTOM_METRIC_ALLOW_RPC",
+        value_name = "TOPIC",
+        value_delimiter = ','
+    )]
+    pub custom_metric_allow_rpc: Vec<String>,
 }
 
 /// Flags of `start` (and of `check`, which checks what `start` would be given).

@@ -33,9 +33,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<()> {
         let builtins: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
         // No cache: the replayed values must come from the replayed answers.
         let settings = crate::custom::Settings {
-            timeout: args.custom.custom_metric_timeout,
             max_age: std::time::Duration::ZERO,
-            ..Default::default()
+            ..crate::custom::Settings::try_from(&args.custom)?
         };
         Some(Custom::load(
             &args.custom.custom_metric,

@@ -3,6 +3,7 @@
 
 use rhai::{EvalAltResult, Position};
 
+use super::handle::MEMORY_TOKEN;
 use super::sandbox::{
     MAX_CALL_LEVELS, MAX_COLLECTION_SIZE, MAX_STRING_SIZE, MAX_VARIABLES, line_column,
 };
@@ -82,6 +83,12 @@ pub(super) fn run_error(metric: &Metric, settings: &Settings, err: &EvalAltResul
         message: format!("{message}{}", at(inner.position())),
     };
     match inner {
+        EvalAltResult::ErrorTerminated(token, _) if token.to_string() == MEMORY_TOKEN => {
+            limit(format!(
+                "held more than {} of memory (--custom-metric-max-memory)",
+                crate::util::size::display(settings.max_memory)
+            ))
+        }
         EvalAltResult::ErrorTerminated(..) => timeout_error(&metric.name, settings),
         EvalAltResult::ErrorTooManyOperations(..) => limit(format!(
             "ran more than {} operations",

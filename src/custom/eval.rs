@@ -8,7 +8,7 @@ use std::time::Instant;
 use rhai::{CallFnOptions, Dynamic};
 
 use super::error::run_error;
-use super::handle::{Flux, TIMEOUT_TOKEN};
+use super::handle::{Flux, MEMORY_TOKEN, TIMEOUT_TOKEN};
 use super::sandbox::Sandbox;
 use super::{CustomError, Host, Metric};
 use crate::source::snapshot::Snapshot;
@@ -33,7 +33,15 @@ pub(super) fn evaluate(
     // Rhai counts operations one by one but may also jump ahead, so the next check is a threshold
     // rather than a multiple.
     let next_check = AtomicU64::new(DEADLINE_CHECK_EVERY);
+    // Memory is counted per thread (`alloc-count`), and the whole evaluation runs on this one:
+    // what it holds is what this thread allocated since the start and has not freed. Checked
+    // after every operation, at the cost of reading a thread-local integer.
+    let budget = i64::try_from(settings.max_memory).unwrap_or(i64::MAX);
+    let base = alloc_count::thread_net_bytes();
     engine.on_progress(move |ops| {
+        if alloc_count::thread_net_bytes() - base > budget {
+            return Some(MEMORY_TOKEN.into());
+        }
         let d = deadline?;
         if ops < next_check.load(Ordering::Relaxed) {
             return None;
@@ -45,6 +53,8 @@ pub(super) fn evaluate(
         snapshot,
         host,
         deadline,
+        allow_rpc: settings.allow_rpc.clone().into(),
+        max_memory: settings.max_memory,
     };
     let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
     let result = engine.call_fn_with_options::<Dynamic>(

@@ -13,6 +13,8 @@ use crate::source::snapshot::{JobCounts, Snapshot};
 
 /// The token `on_progress` stops a script with when its time is up.
 pub(super) const TIMEOUT_TOKEN: &str = "custom-metric-timeout";
+/// The token `on_progress` stops a script with when it holds more than its memory budget.
+pub(super) const MEMORY_TOKEN: &str = "custom-metric-max-memory";
 
 /// The "Flux handle" a metric function receives.
 #[derive(Clone)]
@@ -21,6 +23,10 @@ pub(super) struct Flux {
     pub(super) host: Arc<dyn Host>,
     /// When the evaluation must end (`None`: a timeout too large to represent).
     pub(super) deadline: Option<Instant>,
+    /// `--custom-metric-allow-rpc`.
+    pub(super) allow_rpc: Arc<[String]>,
+    /// `--custom-metric-max-memory`: no answer longer than this is parsed.
+    pub(super) max_memory: usize,
 }
 
 fn int(v: u64) -> Dynamic {
@@ -84,6 +90,14 @@ impl Flux {
     }
 
     fn rpc(&self, topic: &str, payload: Option<Map>) -> Result<Dynamic, Box<EvalAltResult>> {
+        if !super::sandbox::rpc_allowed(topic, &self.allow_rpc) {
+            return Err(format!(
+                "flux RPC {topic} is not allowed: custom metrics may send only read-only RPCs ({}); \
+                 start the server with --custom-metric-allow-rpc {topic} to allow it",
+                super::sandbox::READ_ONLY_RPCS.join(", ")
+            )
+            .into());
+        }
         let payload = match payload {
             Some(m) => {
                 let v: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(m))?;
@@ -98,6 +112,9 @@ impl Flux {
             );
         }
         let text = answer.map_err(|e| format!("flux RPC {topic} failed: {e}"))?;
+        if text.len() > self.max_memory {
+            return Err(EvalAltResult::ErrorTerminated(MEMORY_TOKEN.into(), Position::NONE).into());
+        }
         let value: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| format!("flux RPC {topic}: the answer is not JSON: {e}"))?;
         rhai::serde::to_dynamic(value)

@@ -15,6 +15,7 @@ mod watch;
 
 pub use error::CustomError;
 pub use host::Host;
+pub use sandbox::READ_ONLY_RPCS;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -44,15 +45,27 @@ pub struct Settings {
     pub max_operations: u64,
     /// A value younger than this is served again without running the script (`--max-age`).
     pub max_age: Duration,
+    /// Most heap memory one evaluation may hold (`--custom-metric-max-memory`).
+    pub max_memory: usize,
+    /// RPC topics scripts may send besides [`READ_ONLY_RPCS`] (`--custom-metric-allow-rpc`); a
+    /// topic ending in `.*` allows every topic of that service.
+    pub allow_rpc: Vec<String>,
 }
 
+/// The default of `--custom-metric-max-memory`: a few times what a script reading a
+/// `job-list.list` answer of thousands of jobs holds.
+pub const DEFAULT_MAX_MEMORY: usize = 32 << 20;
+
 impl Default for Settings {
-    /// A 2 s timeout, 10 million operations and a 1 s `max_age` (the intended flag defaults).
+    /// A 2 s timeout, 10 million operations, a 1 s `max_age`, 32 MiB and only the read-only RPCs
+    /// (the flag defaults).
     fn default() -> Self {
         Settings {
             timeout: Duration::from_secs(2),
             max_operations: 10_000_000,
             max_age: Duration::from_secs(1),
+            max_memory: DEFAULT_MAX_MEMORY,
+            allow_rpc: Vec::new(),
         }
     }
 }
@@ -175,22 +188,41 @@ impl Custom {
 
     /// The name, help text and result for `snapshot` of every current metric that `chosen`
     /// accepts, sorted by name: what `/metrics`, `/api/v1/metrics`, the history and `get` show.
-    /// Each is [`Custom::value`].
+    /// Each is [`Custom::value`], all evaluated at once under one deadline, so that the answer
+    /// takes about one `--custom-metric-timeout` however many scripts run into it.
     pub async fn values(
         &self,
         snapshot: &Arc<Snapshot>,
         host: &Arc<dyn Host>,
         chosen: impl Fn(&str) -> bool,
     ) -> Vec<Evaluated> {
-        let mut out = Vec::new();
-        for name in self.names().into_iter().filter(|n| chosen(n)) {
-            let result = self
-                .value(&name, Arc::clone(snapshot), Arc::clone(host))
-                .await;
-            let help = self.help(&name).unwrap_or_default();
-            out.push(Evaluated { name, help, result });
-        }
-        out
+        let deadline = self.deadline();
+        let names: Vec<String> = self.names().into_iter().filter(|n| chosen(n)).collect();
+        let results = join_all(
+            names
+                .iter()
+                .map(|name| {
+                    self.value_until(name, Arc::clone(snapshot), Arc::clone(host), deadline)
+                })
+                .collect(),
+        )
+        .await;
+        names
+            .into_iter()
+            .zip(results)
+            .map(|(name, result)| {
+                let help = self.help(&name).unwrap_or_default();
+                Evaluated { name, help, result }
+            })
+            .collect()
+    }
+
+    /// When a request that starts evaluations now stops waiting for them.
+    fn deadline(&self) -> tokio::time::Instant {
+        let wait = self.sandbox.settings.timeout.saturating_add(STUCK_GRACE);
+        let now = tokio::time::Instant::now();
+        now.checked_add(wait)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
     }
 
     /// The value of metric `name` for `snapshot` (the current one).
@@ -207,6 +239,19 @@ impl Custom {
         snapshot: Arc<Snapshot>,
         host: Arc<dyn Host>,
     ) -> Result<f64, CustomError> {
+        self.value_until(name, snapshot, host, self.deadline())
+            .await
+    }
+
+    /// [`Custom::value`], given up at `deadline` (also while waiting for an evaluation that
+    /// another request started).
+    async fn value_until(
+        &self,
+        name: &str,
+        snapshot: Arc<Snapshot>,
+        host: Arc<dyn Host>,
+        deadline: tokio::time::Instant,
+    ) -> Result<f64, CustomError> {
         let metric = self
             .loaded
             .load()
@@ -215,7 +260,10 @@ impl Custom {
             .cloned()
             .ok_or_else(|| CustomError::Unknown(name.to_owned()))?;
         let arrived = Instant::now();
-        let mut cache = metric.cache.lock().await;
+        let settings = &self.sandbox.settings;
+        let Ok(mut cache) = tokio::time::timeout_at(deadline, metric.cache.lock()).await else {
+            return Err(timeout_error(&metric.name, settings));
+        };
         if let Some(c) = cache.as_ref() {
             // Finished after we arrived: we waited for that very evaluation.
             if c.finished >= arrived || c.finished.elapsed() < self.sandbox.settings.max_age {
@@ -226,9 +274,7 @@ impl Custom {
             let (metric, sandbox) = (Arc::clone(&metric), Arc::clone(&self.sandbox));
             tokio::task::spawn_blocking(move || eval::evaluate(&metric, &sandbox, snapshot, host))
         };
-        let settings = &self.sandbox.settings;
-        let wait = settings.timeout.saturating_add(STUCK_GRACE);
-        let result = match tokio::time::timeout(wait, job).await {
+        let result = match tokio::time::timeout_at(deadline, job).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(CustomError::Script {
                 name: metric.name.clone(),
@@ -255,6 +301,30 @@ impl Custom {
     }
 }
 
+/// Runs `futures` at once and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,10 +334,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Answers RPCs from `tests/fixtures/<scenario>/<topic>.json`, counting calls; topic `slow`
-    /// answers `{}` after 300 ms.
+    /// answers `{}` after 300 ms, and the most `slow` calls at once are counted.
     struct Replay {
         dir: PathBuf,
         calls: AtomicUsize,
+        slow_now: AtomicUsize,
+        slow_most: AtomicUsize,
     }
 
     impl Replay {
@@ -277,6 +349,8 @@ mod tests {
                     .join("tests/fixtures")
                     .join(scenario),
                 calls: AtomicUsize::new(0),
+                slow_now: AtomicUsize::new(0),
+                slow_most: AtomicUsize::new(0),
             })
         }
     }
@@ -285,7 +359,10 @@ mod tests {
         fn rpc(&self, topic: &str, _payload: Option<&str>) -> Result<String, String> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if topic == "slow" {
+                let now = self.slow_now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.slow_most.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(300));
+                self.slow_now.fetch_sub(1, Ordering::SeqCst);
                 return Ok("{}".into());
             }
             std::fs::read_to_string(self.dir.join(format!("{topic}.json")))
@@ -313,11 +390,17 @@ mod tests {
         dir.write(&format!("{test}.rhai"), text)
     }
 
+    /// Topics of the test host, allowed as `--custom-metric-allow-rpc` would.
+    fn test_topics() -> Vec<String> {
+        vec!["slow".into(), "no.such.topic".into()]
+    }
+
     fn settings() -> Settings {
         Settings {
             timeout: Duration::from_millis(200),
-            max_operations: 10_000_000,
             max_age: Duration::ZERO,
+            allow_rpc: test_topics(),
+            ..Settings::default()
         }
     }
 
@@ -704,6 +787,7 @@ mod tests {
         let text = "fn slow(flux) { flux.rpc(\"slow\"); 7 }";
         let s = Settings {
             max_age: Duration::ZERO,
+            allow_rpc: test_topics(),
             ..Settings::default()
         };
         let c = Arc::new(Custom::load(&[script(&dir, "shared", text)], BUILTIN, s).unwrap());
@@ -719,6 +803,108 @@ mod tests {
             assert_eq!(t.await.unwrap(), Ok(7.0));
         }
         assert_eq!(host.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_metrics_of_one_answer_are_evaluated_at_once() {
+        let text: String = (0..5)
+            .map(|i| format!("fn slow_{i}(flux) {{ flux.rpc(\"slow\"); {i} }}\n"))
+            .collect();
+        let s = Settings {
+            timeout: Duration::from_secs(10),
+            ..settings()
+        };
+        let c = Custom::load(&[script("at-once", &text)], BUILTIN, s).unwrap();
+        let host = Replay::new("busy");
+        let h: Arc<dyn Host> = host.clone();
+        let got = c.values(&Arc::new(snapshot("busy")), &h, |_| true).await;
+        let values: Vec<_> = got.iter().map(|e| e.result.clone()).collect();
+        assert_eq!(values, [Ok(0.0), Ok(1.0), Ok(2.0), Ok(3.0), Ok(4.0)]);
+        assert_eq!(
+            host.slow_most.load(Ordering::SeqCst),
+            5,
+            "evaluated one after another"
+        );
+    }
+
+    #[tokio::test]
+    async fn scripts_may_send_only_read_only_rpcs_unless_allowed() {
+        let text = "fn cancel(flux) { flux.rpc(\"job-manager.cancel\", #{ id: 1 }); 1 }\n\
+                    fn drain(flux) { flux.rpc(\"resource.drain\"); 1 }\n\
+                    fn status(flux) { flux.rpc(\"resource.status\").R.execution.R_lite.len() }\n";
+        let c = Custom::load(&[script("allow", text)], BUILTIN, settings()).unwrap();
+        for name in ["cancel", "drain"] {
+            let e = value(&c, name, "busy").await.unwrap_err().to_string();
+            assert!(
+                e.contains("is not allowed: custom metrics may send only read-only RPCs"),
+                "{e}"
+            );
+            assert!(e.contains("--custom-metric-allow-rpc "), "{e}");
+        }
+        assert!(value(&c, "status", "busy").await.is_ok());
+        // Allowed by name, or by service; the test host then answers (here: it has no such file).
+        for allowed in ["resource.drain", "resource.*"] {
+            let s = Settings {
+                allow_rpc: vec![allowed.into()],
+                ..settings()
+            };
+            let c = Custom::load(&[script("allow", text)], BUILTIN, s).unwrap();
+            let e = value(&c, "drain", "busy").await.unwrap_err().to_string();
+            assert!(
+                e.contains("flux RPC resource.drain failed"),
+                "{allowed}: {e}"
+            );
+        }
+        assert!(sandbox::rpc_allowed("job-list.list", &[]));
+        assert!(!sandbox::rpc_allowed("job-list.job-state-pause", &[]));
+        assert!(!sandbox::rpc_allowed(
+            "kvs.lookup",
+            &["kvs".into(), "kvs*".into()]
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_evaluation_holding_more_than_its_memory_budget_is_stopped() {
+        // 100,000 keys of 4 KiB: a 400 MB map, although no one value breaks a size limit.
+        let text = "fn hungry(flux) { let m = #{}; let k = \"\"; k.pad(4096, \"k\"); \
+                    for i in 0..100000 { m[`${k}${i}`] = i; } m.len() }\n\
+                    fn deep_strings(flux) { hold(0) }\n\
+                    private fn hold(n) { let x = \"\"; x.pad(1000000, \"x\"); if n < 40 { hold(n + 1) } else { x.len() } }\n\
+                    fn modest(flux) { let m = #{}; for i in 0..1000 { m[`k${i}`] = i; } m.len() }\n";
+        let s = Settings {
+            max_memory: 8 << 20,
+            timeout: Duration::from_secs(20),
+            ..settings()
+        };
+        let c = Custom::load(&[script("hungry", text)], BUILTIN, s).unwrap();
+        // Also 40 nested calls, each holding a string of 1 MB: each value within the limits.
+        for name in ["hungry", "deep_strings"] {
+            let e = value(&c, name, "busy").await.unwrap_err();
+            assert!(
+                matches!(&e, CustomError::Limit { message, .. }
+                    if message.starts_with("held more than 8MiB of memory (--custom-metric-max-memory)")),
+                "{name}: {e:?}"
+            );
+        }
+        assert_eq!(value(&c, "modest", "busy").await, Ok(1000.0));
+    }
+
+    #[tokio::test]
+    async fn the_default_budget_holds_a_big_job_list_answer() {
+        let text = "fn jobs(flux) { flux.rpc(\"job-list.list\").jobs.len() }";
+        let c = Custom::load(&[script("big-answer", text)], BUILTIN, settings()).unwrap();
+        // many-jobs: 3500 pending jobs, a 393 kB answer.
+        assert_eq!(value(&c, "jobs", "many-jobs").await, Ok(3500.0));
+        let s = Settings {
+            max_memory: 1 << 20,
+            ..settings()
+        };
+        let c = Custom::load(&[script("big-answer", text)], BUILTIN, s).unwrap();
+        let e = value(&c, "jobs", "many-jobs")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("held more than 1MiB of memory"), "{e}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! The sandbox every script runs in: Rhai's standard library and nothing that reaches files,
-//! processes or the network, no `eval`, no `sleep`, and limits on operations, sizes, nesting and
-//! variables. The same engine compiles and runs, so what loads is what runs.
+//! processes or the network, no `eval`, no `sleep`, limits on operations, sizes, nesting,
+//! variables and memory (`eval.rs` applies the last), and broker RPCs limited to read-only
+//! topics. The same engine compiles and runs, so what loads is what runs.
 
 use rhai::packages::{Package as _, StandardPackage};
 use rhai::{Engine, EvalAltResult, INT, Position};
@@ -18,6 +19,33 @@ pub(super) const MAX_CALL_LEVELS: usize = 64;
 pub(super) const MAX_EXPR_DEPTH: (usize, usize) = (64, 32);
 /// Most variables alive at once in one evaluation.
 pub(super) const MAX_VARIABLES: usize = 10_000;
+
+/// The broker RPCs a script may send without `--custom-metric-allow-rpc`: topics of flux-core's
+/// `resource`, `job-list` and `job-info` services that read state and answer once. Left out on
+/// purpose: everything that changes state (`job-manager.cancel`, `resource.drain`,
+/// `job-list.job-state-pause`...), streaming topics (`job-info.eventlog-watch`: a script reads
+/// one answer, and the watch would be left open on the broker), and the KVS (`kvs.lookup` reads
+/// any job's data and the instance's configuration).
+pub const READ_ONLY_RPCS: &[&str] = &[
+    "resource.status",
+    "resource.sched-status",
+    "sched.resource-status",
+    "job-list.list",
+    "job-list.list-id",
+    "job-list.list-attrs",
+    "job-list.job-stats",
+    "job-info.lookup",
+];
+
+/// Whether a script may send `topic`: a read-only topic, or one `allowed` names (exactly, or as
+/// `service.*`).
+pub(super) fn rpc_allowed(topic: &str, allowed: &[String]) -> bool {
+    READ_ONLY_RPCS.contains(&topic)
+        || allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('.') => topic.starts_with(prefix),
+            _ => a == topic,
+        })
+}
 
 /// What every engine is made of: the settings, and Rhai's standard library, built once because
 /// building it is most of the cost of an engine (milliseconds).

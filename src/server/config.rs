@@ -80,8 +80,9 @@ pub struct Config {
     pub threads: usize,
     /// `--custom-metric` files.
     pub custom_metrics: Vec<PathBuf>,
-    /// `--custom-metric-timeout`.
-    pub custom_timeout: Duration,
+    /// `--custom-metric-timeout`, `--custom-metric-max-memory`, `--custom-metric-allow-rpc`
+    /// (`max_age` is the broker's).
+    pub custom: crate::custom::Settings,
     /// `--history-interval`.
     pub history_interval: Duration,
     /// `--history-retention`.

@@ -158,9 +158,8 @@ pub fn custom_metrics(config: &Config) -> anyhow::Result<Option<Custom>> {
     }
     let builtins: Vec<&str> = CATALOGUE.iter().map(|m| m.name).collect();
     let settings = crate::custom::Settings {
-        timeout: config.custom_timeout,
         max_age: config.broker.max_age,
-        ..Default::default()
+        ..config.custom.clone()
     };
     Custom::load(&config.custom_metrics, &builtins, settings).map(Some)
 }

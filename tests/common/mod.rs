@@ -205,7 +205,7 @@ pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
         auth: AuthSource::Open,
         threads: 2,
         custom_metrics: Vec::new(),
-        custom_timeout: Duration::from_secs(2),
+        custom: flux_metrics::custom::Settings::default(),
         history_interval: Duration::from_secs(15),
         history_retention: Duration::from_secs(3600),
         api_token_file: None,
