@@ -629,40 +629,52 @@ fn sigterm_exits_zero_after_the_grace_period_even_with_a_hanging_request() {
     );
 }
 
-/// A custom metric blocked in `flux.rpc` (the simulated broker takes 6 s to answer the round,
-/// then 6 s more for the script's RPC) does not hold the exit past `--shutdown-grace`: before,
-/// the process waited for the blocked evaluation thread.
+/// A custom metric blocked in `flux.rpc` (on a broker that hangs for 10 minutes) does not hold
+/// the exit past `--shutdown-grace`: before, the process waited for the evaluation's thread.
 #[test]
 fn sigterm_exits_within_the_grace_period_while_a_script_is_blocked_in_flux_rpc() {
-    let replay = replay_with_fault("delay 6s");
+    let replay = TempDir::with_scenario("busy");
     let script = replay.path().join("blocked.rhai");
-    std::fs::write(
-        &script,
-        "/// Waits for the broker.\nfn blocked(flux) { flux.rpc(\"resource.status\"); 1 }\n",
-    )
-    .expect("writing the script");
-    let script = script.to_string_lossy().into_owned();
-    let mut server = start_binary(
-        &replay,
+    std::fs::write(&script, "/// One.\nfn blocked(flux) { 1 }\n").expect("writing the script");
+    let script_arg = script.to_string_lossy().into_owned();
+    let server = common::bin::start_replay(
+        replay.path(),
         &[
+            "--max-age",
+            "1h",
             "--custom-metric",
-            &script,
+            &script_arg,
             "--flux-timeout",
-            "20s",
+            "10m",
             "--shutdown-grace",
             "500ms",
         ],
     );
-    // The history sampler's first round ends after 6 s; its evaluation of `blocked` is then in
-    // flux.rpc until about 12 s.
-    std::thread::sleep(Duration::from_millis(7500));
-    assert!(!server.process.has_exited(), "{}", server.process.report());
-    server.process.signal("TERM");
-    let status = server.process.wait_for(Duration::from_secs(3));
+    let port = server.port;
+    // A broker answer kept for an hour, then a broker that hangs, and a script that asks it.
+    let (code, body) = http_get(port, METRIC).expect("a first answer");
+    assert_eq!(code, 200, "{body}");
+    std::fs::write(
+        replay.path().join(flux_metrics::source::broker::FAULT_FILE),
+        "hang",
+    )
+    .expect("writing the fault file");
+    std::fs::write(
+        &script,
+        "/// Waits for the broker.\nfn blocked(flux) { flux.rpc(\"resource.status\"); 2 }\n",
+    )
+    .expect("editing the script");
+    // Not a measurement: the files are checked every second for edits.
+    std::thread::sleep(Duration::from_secs(3));
+    let custom = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/ns/metrics/blocked";
+    let request = std::thread::spawn(move || http_get(port, custom));
+    std::thread::sleep(Duration::from_millis(500));
+    // `stop` waits 30 s at most: far less than the script's RPC would take.
+    let out = server.stop("TERM");
+    assert_eq!(out.status.code(), Some(0), "{out}");
+    let answer = request.join().expect("the request thread panicked");
     assert!(
-        status.is_some(),
-        "still running 3 s after SIGTERM with --shutdown-grace 500ms: {}",
-        server.process.report()
+        !matches!(answer, Ok((200, _))),
+        "the blocked script was answered: {answer:?}"
     );
-    assert_eq!(status.and_then(|s| s.code()), Some(0));
 }

@@ -807,6 +807,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_metrics_of_one_answer_are_evaluated_at_once() {
+        let dir = TempDir::new("custom");
         let text: String = (0..5)
             .map(|i| format!("fn slow_{i}(flux) {{ flux.rpc(\"slow\"); {i} }}\n"))
             .collect();
@@ -814,7 +815,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             ..settings()
         };
-        let c = Custom::load(&[script("at-once", &text)], BUILTIN, s).unwrap();
+        let c = Custom::load(&[script(&dir, "at-once", &text)], BUILTIN, s).unwrap();
         let host = Replay::new("busy");
         let h: Arc<dyn Host> = host.clone();
         let got = c.values(&Arc::new(snapshot("busy")), &h, |_| true).await;
@@ -829,10 +830,11 @@ mod tests {
 
     #[tokio::test]
     async fn scripts_may_send_only_read_only_rpcs_unless_allowed() {
+        let dir = TempDir::new("custom");
         let text = "fn cancel(flux) { flux.rpc(\"job-manager.cancel\", #{ id: 1 }); 1 }\n\
                     fn drain(flux) { flux.rpc(\"resource.drain\"); 1 }\n\
                     fn status(flux) { flux.rpc(\"resource.status\").R.execution.R_lite.len() }\n";
-        let c = Custom::load(&[script("allow", text)], BUILTIN, settings()).unwrap();
+        let c = Custom::load(&[script(&dir, "allow", text)], BUILTIN, settings()).unwrap();
         for name in ["cancel", "drain"] {
             let e = value(&c, name, "busy").await.unwrap_err().to_string();
             assert!(
@@ -848,7 +850,7 @@ mod tests {
                 allow_rpc: vec![allowed.into()],
                 ..settings()
             };
-            let c = Custom::load(&[script("allow", text)], BUILTIN, s).unwrap();
+            let c = Custom::load(&[script(&dir, "allow", text)], BUILTIN, s).unwrap();
             let e = value(&c, "drain", "busy").await.unwrap_err().to_string();
             assert!(
                 e.contains("flux RPC resource.drain failed"),
@@ -865,6 +867,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_evaluation_holding_more_than_its_memory_budget_is_stopped() {
+        let dir = TempDir::new("custom");
         // 100,000 keys of 4 KiB: a 400 MB map, although no one value breaks a size limit.
         let text = "fn hungry(flux) { let m = #{}; let k = \"\"; k.pad(4096, \"k\"); \
                     for i in 0..100000 { m[`${k}${i}`] = i; } m.len() }\n\
@@ -876,7 +879,7 @@ mod tests {
             timeout: Duration::from_secs(20),
             ..settings()
         };
-        let c = Custom::load(&[script("hungry", text)], BUILTIN, s).unwrap();
+        let c = Custom::load(&[script(&dir, "hungry", text)], BUILTIN, s).unwrap();
         // Also 40 nested calls, each holding a string of 1 MB: each value within the limits.
         for name in ["hungry", "deep_strings"] {
             let e = value(&c, name, "busy").await.unwrap_err();
@@ -891,15 +894,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_default_budget_holds_a_big_job_list_answer() {
+        let dir = TempDir::new("custom");
         let text = "fn jobs(flux) { flux.rpc(\"job-list.list\").jobs.len() }";
-        let c = Custom::load(&[script("big-answer", text)], BUILTIN, settings()).unwrap();
+        let c = Custom::load(&[script(&dir, "big-answer", text)], BUILTIN, settings()).unwrap();
         // many-jobs: 3500 pending jobs, a 393 kB answer.
         assert_eq!(value(&c, "jobs", "many-jobs").await, Ok(3500.0));
         let s = Settings {
             max_memory: 1 << 20,
             ..settings()
         };
-        let c = Custom::load(&[script("big-answer", text)], BUILTIN, s).unwrap();
+        let c = Custom::load(&[script(&dir, "big-answer", text)], BUILTIN, s).unwrap();
         let e = value(&c, "jobs", "many-jobs")
             .await
             .unwrap_err()

@@ -397,7 +397,8 @@ impl Client {
         let connected = match self.local {
             None => TcpStream::connect(self.addr).await,
             Some(ip) => {
-                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("a socket: {e}"))?;
+                let socket =
+                    tokio::net::TcpSocket::new_v4().map_err(|e| format!("a socket: {e}"))?;
                 socket
                     .bind(SocketAddr::from((ip, 0)))
                     .map_err(|e| format!("binding {ip}: {e}"))?;
