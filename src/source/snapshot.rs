@@ -112,7 +112,7 @@ pub struct NodeCounts {
     pub idle: u64,
     /// Nodes down (drained ones included).
     pub down: u64,
-    /// Nodes drained by an administrator.
+    /// Nodes drained (by an administrator, or by this server for a shrink).
     pub drained: u64,
     /// Nodes holding any allocation.
     pub allocated: u64,
@@ -128,6 +128,12 @@ pub struct NodeCounts {
     pub gpus_free: u64,
     /// Highest allocated rank + 1, or 0 when nothing is allocated.
     pub min_size: u64,
+    /// The size the MiniCluster can shrink to now without losing a job, running or future:
+    /// 1 + the highest online rank that holds a job or can still be given one (not drained,
+    /// not excluded), at least 1.
+    pub safe_size: u64,
+    /// Nodes this server drained for a shrink, online or not.
+    pub shrink_drained: u64,
 }
 
 /// The parsed state of the Flux instance at one moment.
@@ -154,6 +160,10 @@ pub struct Snapshot {
     pub online: IdSet,
     /// Ranks excluded by the instance's configuration (never scheduled, cannot be drained).
     pub excluded: IdSet,
+    /// Whether [`Snapshot::desired_size`] is never below [`NodeCounts::safe_size`]: set while
+    /// the drain-before-shrink loop runs, so that the HPA never removes a rank that can still
+    /// be given a job.
+    pub shrink_floor: bool,
     /// Derived node/core/GPU counts.
     pub nodes: NodeCounts,
     /// Job counters of the whole instance.
@@ -334,7 +344,7 @@ impl Snapshot {
                 message: format!("drain: {e}"),
             })?;
         let drained = IdSet::union_all(&drain_sets);
-        let shrink_drains = drain_sets
+        let shrink_drains: Vec<(IdSet, u64)> = drain_sets
             .iter()
             .zip(status.drain.values())
             .filter_map(|(ranks, info)| {
@@ -365,6 +375,12 @@ impl Snapshot {
             gpus_up: up.ngpus(),
             gpus_free: free.ngpus(),
             min_size: allocated.ranks().max().map_or(0, |r| u64::from(r) + 1),
+            safe_size: online
+                .difference(&drained.union(&excluded))
+                .union(&online.intersection(&allocated.ranks()))
+                .max()
+                .map_or(1, |r| u64::from(r) + 1),
+            shrink_drained: IdSet::union_all(shrink_drains.iter().map(|(r, _)| r)).len(),
         };
 
         let stats: JobStats = json(TOPIC_JOB_STATS, &a.job_stats)?;
@@ -407,6 +423,7 @@ impl Snapshot {
             shrink_drains,
             online,
             excluded,
+            shrink_floor: false,
             nodes,
             jobs,
             queues,
@@ -432,7 +449,20 @@ impl Snapshot {
     pub fn desired_size(&self) -> u64 {
         let n = &self.nodes;
         let want = n.allocated.saturating_add(self.jobs.pending_nodes);
-        n.all.min(n.min_size.max(want).max(1))
+        let safe = if self.shrink_floor { n.safe_size } else { 0 };
+        n.all.min(n.min_size.max(want).max(safe).max(1))
+    }
+
+    /// The size Flux needs without the floor of the highest allocated rank (N): what
+    /// [`Snapshot::desired_size`] is before it applies [`NodeCounts::min_size`]. A shrink to it
+    /// removes ranks that run jobs, so only a caller that drains them first may act on it.
+    ///
+    /// # Errors
+    /// The names of the known queues when `queue` is not one of them.
+    pub fn needed_size(&self, queue: Option<&str>) -> Result<u64, UnknownQueue> {
+        let n = &self.nodes;
+        let pending = self.job_counts(queue)?.pending_nodes;
+        Ok(n.all.min(n.allocated.saturating_add(pending).max(1)))
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::BrokerError;
+use super::{AdminError, BrokerError};
 use crate::source::snapshot::Answers;
 
 /// One way of getting a round of answers (a live handle or a replay directory).
@@ -16,6 +16,36 @@ pub(super) trait Connection {
         payload: Option<&str>,
         timeout: Duration,
     ) -> Result<String, RoundError>;
+    /// An RPC that may change the instance (drain, undrain), or the owner question, to rank 0.
+    fn admin(
+        &mut self,
+        topic: &'static str,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<String, AdminFailure>;
+}
+
+/// A failed admin RPC: `disconnected` means the connection must be reopened.
+pub(super) struct AdminFailure {
+    pub(super) error: AdminError,
+    pub(super) disconnected: bool,
+}
+
+impl From<RoundError> for AdminFailure {
+    /// A connection failure is [`AdminError::Unavailable`]; an error answer is a refusal.
+    fn from(r: RoundError) -> Self {
+        let error = match r.error {
+            BrokerError::Rpc { topic, message } => AdminError::Refused {
+                topic: topic.into(),
+                message,
+            },
+            other => AdminError::Unavailable(other),
+        };
+        AdminFailure {
+            error,
+            disconnected: r.disconnected,
+        }
+    }
 }
 
 /// A failed round: `disconnected` means the connection must be reopened.

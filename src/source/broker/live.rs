@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::BrokerError;
-use super::connection::{Connection, RoundError};
+use super::connection::{AdminFailure, Connection, RoundError};
+use super::{AdminError, BrokerError};
 use crate::source::snapshot::{
     Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
     TOPIC_SCHED_STATUS_OLD, job_list_payload,
@@ -106,7 +106,47 @@ impl Live {
     }
 }
 
+fn is_eperm(e: &flux::Error) -> bool {
+    e.errno().is_some_and(|n| {
+        std::io::Error::from_raw_os_error(n).kind() == std::io::ErrorKind::PermissionDenied
+    })
+}
+
 impl Connection for Live {
+    fn admin(
+        &mut self,
+        topic: &'static str,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<String, AdminFailure> {
+        let fail = |e: &flux::Error| {
+            if is_eperm(e) {
+                return AdminFailure {
+                    error: AdminError::NotOwner {
+                        topic: topic.into(),
+                        message: match e {
+                            flux::Error::Flux { message, .. } => message.clone(),
+                            other => other.to_string(),
+                        },
+                    },
+                    disconnected: false,
+                };
+            }
+            let mut r = AdminFailure::from(Live::fail(topic, e, timeout));
+            if let (AdminError::Refused { message, .. }, flux::Error::Flux { message: m, .. }) =
+                (&mut r.error, e)
+            {
+                message.clone_from(m); // flux's own words, without the C call's name
+            }
+            r
+        };
+        let rpc = self
+            .handle
+            .rpc(topic, Some(payload), 0)
+            .map_err(|e| fail(&e))?;
+        rpc.get(timeout).map_err(|e| fail(&e))
+    }
+
     fn rpc(
         &mut self,
         topic: &str,

@@ -25,9 +25,17 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use tokio::sync::oneshot;
 
+use crate::source::rlist::IdSet;
 use crate::source::snapshot::{ParseError, Snapshot};
 use crate::util::duration;
 use worker::Worker;
+
+/// RPC topic that drains ranks (owner only).
+pub const TOPIC_DRAIN: &str = "resource.drain";
+/// RPC topic that undrains ranks (owner only).
+pub const TOPIC_UNDRAIN: &str = "resource.undrain";
+/// RPC topic of a broker attribute.
+pub const TOPIC_ATTR_GET: &str = "attr.get";
 
 /// Where answers come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +134,32 @@ pub enum BrokerError {
     Malformed(#[from] ParseError),
 }
 
+/// Why an owner-only RPC (`resource.drain`, `resource.undrain`) or the owner question failed.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdminError {
+    /// EPERM: only the instance owner may send it, and this server is not the owner.
+    #[error("{topic}: {message} (only the Flux instance owner may send it)")]
+    NotOwner {
+        /// The RPC topic.
+        topic: String,
+        /// Flux's error text.
+        message: String,
+    },
+    /// The broker answered with another error (a rank already drained, not drained, out of
+    /// range...): the request did nothing.
+    #[error("{topic}: {message}")]
+    Refused {
+        /// The RPC topic.
+        topic: String,
+        /// Flux's error text.
+        message: String,
+    },
+    /// No answer: the broker cannot be reached, or did not answer in time. The request may or
+    /// may not have been carried out.
+    #[error(transparent)]
+    Unavailable(BrokerError),
+}
+
 /// Counters describing the broker thread's work, read by `/readyz` and logs.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -150,6 +184,9 @@ struct Shared {
     description: String,
     /// Set while a background refresh is queued or running.
     refreshing: AtomicBool,
+    /// Whether snapshots publish the desired size never below the safe size
+    /// ([`Snapshot::shrink_floor`]): set while the drain-before-shrink loop runs.
+    shrink_floor: AtomicBool,
 }
 
 struct Ask {
@@ -165,9 +202,17 @@ struct RawRpc {
     reply: mpsc::SyncSender<Result<String, String>>,
 }
 
+/// One owner-only RPC, or the owner question, for the drain-before-shrink loop.
+struct AdminRpc {
+    topic: &'static str,
+    payload: String,
+    reply: oneshot::Sender<Result<String, AdminError>>,
+}
+
 enum Msg {
     Ask(Ask),
     Rpc(RawRpc),
+    Admin(AdminRpc),
     Stop,
 }
 
@@ -194,6 +239,7 @@ impl Broker {
             settings,
             description,
             refreshing: AtomicBool::new(false),
+            shrink_floor: AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let worker_shared = Arc::clone(&shared);
@@ -324,6 +370,85 @@ impl Broker {
                 duration::display(self.shared.settings.timeout)
             )
         })?
+    }
+
+    /// Sends an RPC that may change the instance (or asks who owns it) through the broker
+    /// thread, and waits for the answer (JSON text), at most about twice the RPC timeout (a
+    /// round may be running first).
+    ///
+    /// # Errors
+    /// [`AdminError`]: not the owner, refused, or no answer.
+    async fn admin(&self, topic: &'static str, payload: String) -> Result<String, AdminError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || {
+            AdminError::Unavailable(BrokerError::Unavailable(
+                "the broker thread has stopped".into(),
+            ))
+        };
+        self.tx
+            .send(Msg::Admin(AdminRpc {
+                topic,
+                payload,
+                reply,
+            }))
+            .map_err(|_| stopped())?;
+        let timeout = self.shared.settings.timeout;
+        match tokio::time::timeout(timeout * 2 + Duration::from_millis(100), rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(AdminError::Unavailable(BrokerError::Unavailable(format!(
+                "{topic} got no answer within {} (--flux-timeout)",
+                duration::display(timeout)
+            )))),
+        }
+    }
+
+    /// Drains `ranks` with `reason` (`resource.drain`, as `flux resource drain RANKS REASON`
+    /// sends it: a rank already drained fails the whole request, so nobody's reason is ever
+    /// overwritten).
+    ///
+    /// # Errors
+    /// [`AdminError`].
+    pub async fn drain(&self, ranks: &IdSet, reason: &str) -> Result<(), AdminError> {
+        let payload = serde_json::json!({"targets": ranks.to_string(), "reason": reason});
+        self.admin(TOPIC_DRAIN, payload.to_string()).await.map(drop)
+    }
+
+    /// Undrains `ranks` (`resource.undrain`; a rank not drained fails the whole request),
+    /// with `reason` for the instance's resource eventlog.
+    ///
+    /// # Errors
+    /// [`AdminError`].
+    pub async fn undrain(&self, ranks: &IdSet, reason: &str) -> Result<(), AdminError> {
+        let payload = serde_json::json!({"targets": ranks.to_string(), "reason": reason});
+        self.admin(TOPIC_UNDRAIN, payload.to_string())
+            .await
+            .map(drop)
+    }
+
+    /// The uid that owns the instance: the broker attribute `security.owner` (`attr.get`).
+    ///
+    /// # Errors
+    /// [`AdminError`], or [`AdminError::Refused`] for an answer that is not a uid.
+    pub async fn owner(&self) -> Result<u32, AdminError> {
+        let payload = serde_json::json!({"name": "security.owner"}).to_string();
+        let answer = self.admin(TOPIC_ATTR_GET, payload).await?;
+        let refused = |message: String| AdminError::Refused {
+            topic: TOPIC_ATTR_GET.into(),
+            message,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&answer).map_err(|e| refused(format!("malformed answer: {e}")))?;
+        v.get("value")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| refused(format!("security.owner is not a uid: {answer}")))
+    }
+
+    /// Makes the snapshots publish the desired size never below the safe size (while the
+    /// drain-before-shrink loop runs) or not.
+    pub fn set_shrink_floor(&self, on: bool) {
+        self.shared.shrink_floor.store(on, Ordering::Release);
     }
 
     /// Stops the thread and waits for it (at most one round's timeout).
@@ -475,6 +600,67 @@ mod tests {
         assert_eq!(b.snapshot().await.unwrap().nodes.up, 4);
         assert_eq!(b.last_error(), None);
         b.stop();
+    }
+
+    #[tokio::test]
+    async fn drains_and_undrains_are_replayed_into_resource_status() {
+        let tmp = TempDir::with_scenario("drained"); // rank 3: "maintenance window"
+        let dir = tmp.path();
+        let b = start(dir, Duration::ZERO, Duration::from_secs(5));
+        let ids = |s: &str| IdSet::parse(s).unwrap();
+        let refused = |r: Result<(), AdminError>| match r {
+            Err(AdminError::Refused { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(b.drain(&ids("2-3"), "x").await),
+            "rank 3 already drained or excluded"
+        );
+        assert_eq!(
+            refused(b.drain(&ids("7"), "x").await),
+            "idset is out of range"
+        );
+        b.drain(&ids("1-2"), "flux-metrics-api: shrinking to 1")
+            .await
+            .unwrap();
+        let s = b.snapshot().await.unwrap();
+        assert_eq!(s.drained.to_string(), "1-3");
+        assert_eq!(s.shrink_drains, [(ids("1-2"), 1)]);
+        assert_eq!(
+            refused(b.undrain(&ids("0-1"), "y").await),
+            "rank 0 not drained"
+        );
+        b.undrain(&ids("1"), "y").await.unwrap();
+        let s = b.snapshot().await.unwrap();
+        assert_eq!(
+            (s.drained.to_string(), s.shrink_drains.len()),
+            ("2-3".into(), 1)
+        );
+        // The owner: unknown without a recorded answer; with one, EPERM for anyone else.
+        assert!(matches!(b.owner().await, Err(AdminError::Refused { .. })));
+        let me = crate::util::process::uid().unwrap();
+        std::fs::write(dir.join("attr.get.json"), format!(r#"{{"value": "{me}"}}"#)).unwrap();
+        assert_eq!(b.owner().await, Ok(me));
+        b.undrain(&ids("2"), "y").await.unwrap();
+        let other = me.wrapping_add(1);
+        std::fs::write(
+            dir.join("attr.get.json"),
+            format!(r#"{{"value": "{other}"}}"#),
+        )
+        .unwrap();
+        assert!(matches!(
+            b.drain(&ids("2"), "x").await,
+            Err(AdminError::NotOwner { .. })
+        ));
+        // A broker that cannot be reached: no answer, whatever was asked.
+        std::fs::write(dir.join(FAULT_FILE), "unavailable").unwrap();
+        assert!(matches!(
+            b.undrain(&ids("3"), "y").await,
+            Err(AdminError::Unavailable(_))
+        ));
+        b.stop();
+        let status = std::fs::read_to_string(dir.join("resource.status.json")).unwrap();
+        assert!(status.contains("maintenance window"), "{status}");
     }
 
     #[tokio::test]

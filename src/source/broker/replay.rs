@@ -1,11 +1,18 @@
 //! Recorded answers instead of a broker (`--replay DIR`): `DIR/<topic>.json`, read afresh each
 //! round so that edits show up, and the simulated faults of `DIR/fault` ([`super::Fault`]).
+//! Drains and undrains are written into `DIR/resource.status.json`, so that the
+//! drain-before-shrink loop can be exercised without a broker.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::connection::{Connection, RoundError};
-use super::{BrokerError, FAULT_FILE, Fault};
+use std::collections::BTreeMap;
+
+use super::connection::{AdminFailure, Connection, RoundError};
+use super::{
+    AdminError, BrokerError, FAULT_FILE, Fault, TOPIC_ATTR_GET, TOPIC_DRAIN, TOPIC_UNDRAIN,
+};
+use crate::source::rlist::IdSet;
 use crate::source::snapshot::{
     Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
     TOPIC_SCHED_STATUS_OLD,
@@ -41,7 +48,145 @@ fn replay_error(dir: &Path, topic: &'static str, e: &std::io::Error) -> RoundErr
     }
 }
 
+/// The owner-only RPCs, replayed: a drain or undrain changes the `drain` entries of
+/// `resource.status.json` as the resource module would (`resource.sched-status.json` is left
+/// as recorded); `attr.get` answers from `attr.get.json`, and when that file names an owner
+/// other than this process, drains and undrains are refused with EPERM as a broker refuses a
+/// guest.
+impl Replay {
+    fn attr_get(&self) -> Result<String, AdminFailure> {
+        let path = self.dir.join(format!("{TOPIC_ATTR_GET}.json"));
+        std::fs::read_to_string(&path).map_err(|e| {
+            refused(
+                TOPIC_ATTR_GET,
+                format!("no recorded answer: {}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Whether `attr.get.json` says another user owns the instance.
+    fn owned_by_someone_else(&self) -> bool {
+        let Ok(text) = self.attr_get() else {
+            return false;
+        };
+        let owner = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("value")?.as_str()?.parse::<u32>().ok());
+        owner.is_some() && owner != crate::util::process::uid()
+    }
+
+    fn change_drains(&self, topic: &'static str, payload: &str) -> Result<String, AdminFailure> {
+        #[derive(serde::Deserialize)]
+        struct Request {
+            targets: String,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        let request: Request = serde_json::from_str(payload)
+            .map_err(|e| refused(topic, format!("malformed request: {e}")))?;
+        let targets = IdSet::parse(&request.targets).map_err(|e| refused(topic, e.to_string()))?;
+        if targets.is_empty() {
+            return Err(refused(topic, "idset is empty".into()));
+        }
+        let path = self.dir.join(format!("{TOPIC_RESOURCE_STATUS}.json"));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| refused(topic, format!("{}: {e}", path.display())))?;
+        let mut status: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| refused(topic, format!("{}: {e}", path.display())))?;
+        let set = |key: &str| {
+            IdSet::parse(status.get(key).and_then(|v| v.as_str()).unwrap_or("")).unwrap_or_default()
+        };
+        let (all, exclude) = (set("online").union(&set("offline")), set("exclude"));
+        // Rank by rank: the entries are few in a replay directory.
+        let mut drains: BTreeMap<u32, serde_json::Value> = BTreeMap::new();
+        if let Some(map) = status.get("drain").and_then(|d| d.as_object()) {
+            for (ranks, info) in map {
+                let ranks = IdSet::parse(ranks).map_err(|e| refused(topic, e.to_string()))?;
+                drains.extend(ranks.iter().map(|r| (r, info.clone())));
+            }
+        }
+        let drained: IdSet = drains.keys().copied().collect();
+        let ranks_word = |s: &IdSet| if s.len() > 1 { "ranks" } else { "rank" };
+        if !targets.is_subset(&all) {
+            return Err(refused(topic, "idset is out of range".into()));
+        }
+        if topic == TOPIC_DRAIN {
+            let bad = targets.intersection(&drained.union(&exclude));
+            if !bad.is_empty() {
+                return Err(refused(
+                    topic,
+                    format!("{} {bad} already drained or excluded", ranks_word(&bad)),
+                ));
+            }
+            let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+            let info =
+                serde_json::json!({"timestamp": now, "reason": request.reason.unwrap_or_default()});
+            drains.extend(targets.iter().map(|r| (r, info.clone())));
+        } else {
+            let bad = targets.difference(&drained);
+            if !bad.is_empty() {
+                return Err(refused(
+                    topic,
+                    format!("{} {bad} not drained", ranks_word(&bad)),
+                ));
+            }
+            drains.retain(|r, _| !targets.contains(*r));
+        }
+        // Ranks with the same timestamp and reason share one entry, as flux writes them.
+        let mut grouped: Vec<(serde_json::Value, Vec<u32>)> = Vec::new();
+        for (rank, info) in drains {
+            match grouped.iter_mut().find(|(i, _)| *i == info) {
+                Some((_, ranks)) => ranks.push(rank),
+                None => grouped.push((info, vec![rank])),
+            }
+        }
+        let map: serde_json::Map<String, serde_json::Value> = grouped
+            .into_iter()
+            .map(|(info, ranks)| (ranks.into_iter().collect::<IdSet>().to_string(), info))
+            .collect();
+        status["drain"] = serde_json::Value::Object(map);
+        // Whole files only: a round reading it meanwhile sees the old answer or the new one.
+        let tmp = self.dir.join(format!(".{TOPIC_RESOURCE_STATUS}.json.tmp"));
+        let body = serde_json::to_string_pretty(&status).unwrap_or_default();
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| refused(topic, format!("{}: {e}", path.display())))?;
+        Ok(String::new())
+    }
+}
+
+fn refused(topic: &'static str, message: String) -> AdminFailure {
+    AdminFailure {
+        error: AdminError::Refused {
+            topic: topic.into(),
+            message,
+        },
+        disconnected: false,
+    }
+}
+
 impl Connection for Replay {
+    fn admin(
+        &mut self,
+        topic: &'static str,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<String, AdminFailure> {
+        self.inject_fault(timeout)?;
+        match topic {
+            TOPIC_ATTR_GET => self.attr_get(),
+            TOPIC_DRAIN | TOPIC_UNDRAIN if self.owned_by_someone_else() => Err(AdminFailure {
+                error: AdminError::NotOwner {
+                    topic: topic.into(),
+                    message: "Operation not permitted".into(),
+                },
+                disconnected: false,
+            }),
+            TOPIC_DRAIN | TOPIC_UNDRAIN => self.change_drains(topic, payload),
+            _ => Err(refused(topic, "not replayed".into())),
+        }
+    }
+
     fn rpc(
         &mut self,
         topic: &str,

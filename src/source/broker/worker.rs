@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::connection::{Connection, RoundError};
+use super::connection::{AdminFailure, Connection, RoundError};
 use super::live::Live;
 use super::replay::Replay;
-use super::{Ask, BrokerError, Fresh, Msg, Shared, Source};
+use super::{AdminError, Ask, BrokerError, Fresh, Msg, Shared, Source};
 use crate::source::snapshot::Snapshot;
 
 /// Backoff between failed attempts: short, so that answers resume within about a second of the
@@ -42,12 +42,14 @@ impl Worker {
     pub(super) fn run(mut self, rx: &mpsc::Receiver<Msg>) {
         let mut asks = Vec::new();
         let mut rpcs = Vec::new();
+        let mut admins = Vec::new();
         while let Ok(msg) = rx.recv() {
             let mut stop = false;
             for msg in std::iter::once(msg).chain(rx.try_iter()) {
                 match msg {
                     Msg::Ask(a) => asks.push(a),
                     Msg::Rpc(r) => rpcs.push(r),
+                    Msg::Admin(a) => admins.push(a),
                     Msg::Stop => stop = true,
                 }
             }
@@ -58,6 +60,10 @@ impl Worker {
             for rpc in rpcs.drain(..) {
                 let answer = self.raw_rpc(&rpc.topic, rpc.payload.as_deref());
                 let _ = rpc.reply.send(answer);
+            }
+            for admin in admins.drain(..) {
+                let answer = self.admin_rpc(admin.topic, &admin.payload);
+                let _ = admin.reply.send(answer);
             }
         }
         tracing::debug!("broker thread stopped");
@@ -152,6 +158,36 @@ impl Worker {
         )
     }
 
+    /// One owner-only RPC (or the owner question) for the drain-before-shrink loop, on the same
+    /// connection as the rounds.
+    fn admin_rpc(&mut self, topic: &'static str, payload: &str) -> Result<String, AdminError> {
+        if let (Some(at), Some(err)) = (self.retry_at, self.shared.last_error.load_full()) {
+            if Instant::now() < at {
+                return Err(AdminError::Unavailable((*err).clone()));
+            }
+        }
+        let settings = &self.shared.settings;
+        if self.conn.is_none() {
+            self.conn = Some(
+                connect(&settings.source, &mut self.library).map_err(AdminError::Unavailable)?,
+            );
+        }
+        let conn = self.conn.as_mut().ok_or_else(|| {
+            AdminError::Unavailable(BrokerError::Unavailable("no connection".into()))
+        })?;
+        conn.admin(topic, payload, settings.timeout).map_err(
+            |AdminFailure {
+                 error,
+                 disconnected,
+             }| {
+                if disconnected {
+                    self.conn = None;
+                }
+                error
+            },
+        )
+    }
+
     fn try_round(&mut self) -> Result<Arc<Snapshot>, BrokerError> {
         let settings = &self.shared.settings;
         if self.conn.is_none() {
@@ -175,7 +211,9 @@ impl Worker {
                 return Err(error);
             }
         };
-        let snapshot = Arc::new(Snapshot::parse(&answers, Utc::now())?);
+        let mut snapshot = Snapshot::parse(&answers, Utc::now())?;
+        snapshot.shrink_floor = self.shared.shrink_floor.load(Ordering::Acquire);
+        let snapshot = Arc::new(snapshot);
         let took = started.elapsed();
         self.shared.stats.last_round_micros.store(
             u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
