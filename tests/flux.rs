@@ -8,6 +8,10 @@
 //! server also loads `example/custom-metrics.rhai` (`--custom-metric`), whose metrics are
 //! compared with `flux resource list` and `flux resource status` the same way.
 //!
+//! `live_drain_before_shrink` runs `--drain-before-shrink` on `flux start --test-size=8`: drains
+//! after the delay, an administrator's drain left alone, undrains when a job needs the ranks,
+//! an administrator's undrain respected, the drains lifted on SIGTERM.
+//!
 //! `live_server_answers_503_when_the_broker_goes_away` points a server outside any instance at
 //! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
 //! 503 once `--flux-timeout` runs out and that the server still stops cleanly.
@@ -518,6 +522,17 @@ fn expected(
     let desired = all
         .nnodes
         .min(min_size.max(allocated.nnodes + pending_nodes).max(1));
+    // Ranks a job can still land on (any state but drained, offline, excluded), or that run one.
+    let mut open: BTreeSet<u32> = allocated.ranks.clone();
+    for l in &out["resource-status before"] {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [state, _, ranks] = f[..] {
+            if !matches!(state, "drained" | "offline" | "exclude") {
+                open.extend(idset(ranks));
+            }
+        }
+    }
+    let safe_size = open.last().map_or(1, |r| u64::from(*r) + 1);
 
     // `flux jobs --stats` folds canceled and timed-out jobs into "failed" and cleanup into
     // "running"; the per-state and per-result counts come from the job listing, and must add up
@@ -661,6 +676,20 @@ fn expected(
                     "min(all {}, max(min size {min_size}, allocated {} + pending {pending_nodes}, 1))",
                     all.nnodes, allocated.nnodes
                 ),
+            ),
+        ),
+        (
+            "minicluster_safe_size",
+            e(
+                safe_size,
+                "flux resource status: highest rank neither drained nor offline, or allocated, + 1",
+            ),
+        ),
+        (
+            "node_shrink_drained_count",
+            e(
+                0,
+                "flux resource drain: no drain has the reason flux-metrics-api: shrinking to N",
             ),
         ),
     ]);
@@ -1103,4 +1132,205 @@ fn a_recorded_directory_replays_to_the_live_values() {
         "{replayed}"
     );
     eprintln!("recorded and replayed: {out}");
+}
+
+/// `flux ARGS` against the instance at `uri`; its stdout, or the failure with stderr.
+fn flux_at(flux: &Path, uri: &str, args: &[&str]) -> Result<String, String> {
+    let out = Command::new(flux)
+        .args(args)
+        .env("FLUX_URI", uri)
+        .output()
+        .map_err(|e| format!("flux {args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "flux {args:?}: {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The drained ranks of the instance, as `flux resource drain` lists them: rank → reason.
+fn drains_at(flux: &Path, uri: &str) -> BTreeMap<u32, String> {
+    let text = flux_at(
+        flux,
+        uri,
+        &["resource", "drain", "-no", "{ranks}\t{reason}"],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (ranks, reason) = line.split_once('\t').unwrap_or((line, ""));
+        for r in idset(ranks.trim()) {
+            out.insert(r, reason.trim().to_owned());
+        }
+    }
+    out
+}
+
+/// Waits (at most `limit`) until `ok` holds for the instance's drains; returns them.
+fn wait_for_drains(
+    flux: &Path,
+    uri: &str,
+    limit: Duration,
+    ok: impl Fn(&BTreeMap<u32, String>) -> bool,
+) -> Result<BTreeMap<u32, String>, BTreeMap<u32, String>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let d = drains_at(flux, uri);
+        if ok(&d) {
+            return Ok(d);
+        }
+        if Instant::now() >= deadline {
+            return Err(d);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `--drain-before-shrink` on 8 live brokers: an administrator's drain of rank 6, a job pinned
+/// to rank 5, nothing else. N is 1, so after the delay ranks 1-5 and 7 are drained (5 keeps
+/// its job: draining); a 4-node job raises N and, after the grace, gets ranks 1-3 back; an
+/// administrator's undrain of rank 7 is respected; SIGTERM undrains the rest, and rank 6 keeps
+/// its maintenance drain throughout.
+#[test]
+fn live_drain_before_shrink() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = TempDir::new("flux-drain");
+    let mut cmd = Command::new(&flux);
+    cmd.args(["start", "--test-size=8", "sh", "-c", IDLE_INSTANCE])
+        .current_dir(scratch.path())
+        .env("FMA_DIR", scratch.path());
+    let mut instance = Process::spawn(cmd);
+    let (_, line) = instance.until("=== uri ", Instant::now() + Duration::from_secs(60));
+    let uri = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    let f = |args: &[&str]| flux_at(&flux, &uri, args).unwrap_or_else(|e| panic!("{e}"));
+    f(&["resource", "drain", "6", "maintenance window"]);
+    let pinned = f(&["submit", "--requires=rank:5", "-N1", "sleep", "300"]);
+    let pinned = pinned.trim();
+    f(&["job", "wait-event", "-t", "30", pinned, "start"]);
+
+    let started = common::bin::start(|port| {
+        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
+        server
+            .args(["--port", &port.to_string(), "--flux-uri", &uri])
+            .args(["--max-age", "500ms", "--drain-before-shrink"])
+            .args(["--shrink-delay", "3s", "--undrain-grace", "2s"])
+            .current_dir(scratch.path());
+        if let Some(lib) = flux_core_lib(&flux) {
+            server.env("FLUX_CORE_LIB", lib);
+        }
+        Process::spawn(server)
+    });
+    let (server, port) = (started.process, started.port);
+    let ours = |d: &BTreeMap<u32, String>| -> BTreeSet<u32> {
+        d.iter()
+            .filter(|(_, r)| r.starts_with("flux-metrics-api: shrinking to "))
+            .map(|(&k, _)| k)
+            .collect()
+    };
+    let mut problems = Vec::new();
+    let mut seen = String::new();
+    let limit = Duration::from_secs(30);
+
+    // N = 1 (one node allocated, nothing waiting): ranks 1-5 and 7 drained for a shrink to 1.
+    match wait_for_drains(&flux, &uri, limit, |d| ours(d) == idset("1-5,7")) {
+        Ok(d) => {
+            let _ = writeln!(seen, "drained for a shrink: {d:?}");
+            if d.get(&1).map(String::as_str) != Some("flux-metrics-api: shrinking to 1") {
+                problems.push(format!("unexpected reason: {d:?}"));
+            }
+        }
+        Err(d) => problems.push(format!("ranks 1-5,7 were not drained: {d:?}")),
+    }
+    // The new metrics: six ranks drained for a shrink; the job on rank 5 keeps the safe size
+    // (and the published size, floored by it) at 6.
+    for (metric, want) in [
+        ("node_shrink_drained_count", 6),
+        ("minicluster_safe_size", 6),
+        ("minicluster_desired_size", 6),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = external_value(port, metric);
+        while got != Ok(want) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            got = external_value(port, metric);
+        }
+        let _ = writeln!(seen, "{metric}: {got:?}");
+        if got != Ok(want) {
+            problems.push(format!("{metric}: {got:?}, want {want}"));
+        }
+    }
+    let state = f(&["jobs", "-no", "{state}", pinned]);
+    if state.trim() != "RUN" {
+        problems.push(format!(
+            "the job on rank 5 should run on (draining), it is {state}"
+        ));
+    }
+    let (status, ready) = http_get(port, "/readyz").unwrap_or_default();
+    let _ = writeln!(seen, "/readyz {status}:\n{ready}");
+    if !ready.contains("[+]drain-before-shrink on (--shrink-delay 3s, --undrain-grace 2s)") {
+        problems.push("/readyz lacks the drain-before-shrink line".into());
+    }
+
+    // A job of 4 nodes: N rises to 4; after the grace ranks 1-3 are undrained and it runs.
+    f(&["cancel", pinned]);
+    let wide = f(&["submit", "-N4", "sleep", "300"]);
+    let wide = wide.trim();
+    match wait_for_drains(&flux, &uri, limit, |d| ours(d) == idset("4-5,7")) {
+        Ok(d) => {
+            let _ = writeln!(seen, "after the 4-node job: {d:?}");
+        }
+        Err(d) => problems.push(format!("ranks 1-3 were not undrained for the job: {d:?}")),
+    }
+    if flux_at(
+        &flux,
+        &uri,
+        &["job", "wait-event", "-t", "30", wide, "start"],
+    )
+    .is_err()
+    {
+        problems.push("the 4-node job never started".into());
+    }
+
+    // An administrator undrains rank 7: it stays undrained while N does not drop.
+    f(&["resource", "undrain", "7"]);
+    std::thread::sleep(Duration::from_secs(8)); // more than twice --shrink-delay
+    let d = drains_at(&flux, &uri);
+    let _ = writeln!(seen, "after `flux resource undrain 7`: {d:?}");
+    if ours(&d) != idset("4-5") {
+        problems.push(format!("rank 7 was drained again, or more changed: {d:?}"));
+    }
+
+    // SIGTERM: this server's drains are lifted; the administrator's stays.
+    let out = server.stop("TERM");
+    let d = drains_at(&flux, &uri);
+    let _ = writeln!(seen, "after SIGTERM: {d:?}");
+    if !ours(&d).is_empty() || d.get(&6).map(String::as_str) != Some("maintenance window") {
+        problems.push(format!("after SIGTERM the drains are {d:?}"));
+    }
+    if !out.status.success() {
+        problems.push(format!("the server exited with {:?}", out.status));
+    }
+    let _ = flux_at(&flux, &uri, &["cancel", "--all"]);
+    std::fs::write(scratch.path().join("stop"), b"").expect("stopping the instance");
+    let stopped = instance.wait_for(Duration::from_secs(60));
+    assert!(
+        problems.is_empty(),
+        "{}\n{seen}\nserver stderr:\n{}",
+        problems.join("\n"),
+        out.stderr
+    );
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "{}",
+        instance.report()
+    );
+    eprintln!("drain before shrink on 8 live brokers:\n{seen}");
 }

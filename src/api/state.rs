@@ -31,6 +31,8 @@ pub struct Inner {
     pub api_token: Option<String>,
     /// Serialized discovery documents.
     pub discovery: discovery::DiscoveryCache,
+    /// What the drain-before-shrink loop is doing, when it runs.
+    pub shrink: Option<crate::source::shrink::driver::Status>,
 }
 
 impl AppState {

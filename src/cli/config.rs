@@ -208,6 +208,13 @@ impl TryFrom<StartArgs> for Config {
             history_interval: a.history_interval,
             history_retention: a.history_retention,
             api_token_file: a.api_token_file,
+            shrink: a
+                .drain_before_shrink
+                .then_some(crate::source::shrink::Settings {
+                    shrink_delay: a.shrink_delay,
+                    undrain_grace: a.undrain_grace,
+                    ..Default::default()
+                }),
         })
     }
 }
@@ -390,5 +397,31 @@ mod tests {
         );
         assert!(start(&["--requestheader-allowed-names", "x"]).is_err());
         assert!(start(&["--client-ca-file", "/c.crt", "--insecure-http"]).is_err());
+    }
+
+    #[test]
+    fn drain_before_shrink_is_off_by_default_and_its_delays_need_it() {
+        assert_eq!(start(&[]).unwrap().shrink, None);
+        let s = start(&["--drain-before-shrink"]).unwrap().shrink.unwrap();
+        assert_eq!(
+            (s.shrink_delay, s.undrain_grace),
+            (Duration::from_secs(300), Duration::from_secs(30))
+        );
+        let s = start(&[
+            "--drain-before-shrink",
+            "--shrink-delay",
+            "2m",
+            "--undrain-grace",
+            "0",
+        ])
+        .unwrap()
+        .shrink
+        .unwrap();
+        assert_eq!(
+            (s.shrink_delay, s.undrain_grace),
+            (Duration::from_secs(120), Duration::ZERO)
+        );
+        let e = start(&["--shrink-delay", "2m"]).unwrap_err();
+        assert!(e.to_string().contains("--drain-before-shrink"), "{e}");
     }
 }

@@ -361,6 +361,22 @@ pub struct StartArgs {
     /// How much history is kept (the longest `window` a selector may ask for)
     #[arg(long, env = "FLUX_METRICS_HISTORY_RETENTION", default_value = "1h", value_parser = duration::parse, value_name = "DURATION", help_heading = "History")]
     pub history_retention: Duration,
+    /// Drain the ranks a shrink will remove, so that no job is lost, and undrain them when they
+    /// are needed again (needs the instance owner's rights; see docs/autoscaling.md)
+    #[arg(
+        long,
+        env = "FLUX_METRICS_DRAIN_BEFORE_SHRINK",
+        help_heading = "Drain before shrink"
+    )]
+    pub drain_before_shrink: bool,
+    /// How long the size Flux needs must stay below the current size before the ranks above it
+    /// are drained (set the HPA's scale-down stabilization window to the same)
+    #[arg(long, env = "FLUX_METRICS_SHRINK_DELAY", default_value = "5m", value_parser = duration::parse, value_name = "DURATION", requires = "drain_before_shrink", help_heading = "Drain before shrink")]
+    pub shrink_delay: Duration,
+    /// How long the desired size must stay above a rank drained for a shrink before it is
+    /// undrained (longer than the operator takes to remove a pod after the HPA's decision)
+    #[arg(long, env = "FLUX_METRICS_UNDRAIN_GRACE", default_value = "30s", value_parser = duration::parse, value_name = "DURATION", requires = "drain_before_shrink", help_heading = "Drain before shrink")]
+    pub undrain_grace: Duration,
     /// Logging.
     #[command(flatten, next_help_heading = "Logging")]
     pub log: LogArgs,

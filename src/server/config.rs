@@ -89,4 +89,6 @@ pub struct Config {
     pub history_retention: Duration,
     /// `--api-token-file`.
     pub api_token_file: Option<PathBuf>,
+    /// `--drain-before-shrink` with its delays, when on.
+    pub shrink: Option<crate::source::shrink::Settings>,
 }

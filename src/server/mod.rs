@@ -58,6 +58,15 @@ pub async fn run(
             "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
         );
     }
+    let shrink = config
+        .shrink
+        .zip(state.shrink.clone())
+        .map(|(settings, status)| {
+            crate::source::shrink::driver::spawn(broker.clone(), settings, status)
+        });
+    let leftovers = shrink
+        .is_none()
+        .then(|| tokio::spawn(warn_of_leftover_drains(broker.clone())));
     let sampler = tokio::spawn(crate::ops::history::sample(
         Arc::clone(&state.history),
         state.broker.clone(),
@@ -68,6 +77,15 @@ pub async fn run(
     sampler.abort();
     if let Some(r) = reloader {
         r.abort();
+    }
+    if let Some(l) = leftovers {
+        l.abort();
+    }
+    if let Some(shrink) = shrink {
+        // A snapshot and an undrain, each within --flux-timeout.
+        shrink
+            .stop(config.broker.timeout * 2 + Duration::from_secs(1))
+            .await;
     }
     stop_broker(broker, grace_ends).await;
     tracing::info!("stopped");
@@ -104,6 +122,11 @@ pub fn state(config: &Config) -> anyhow::Result<AppState> {
         history,
         api_token,
         discovery: Default::default(),
+        shrink: config.shrink.map(|_| {
+            crate::source::shrink::driver::Status::new(
+                "starting: waiting for the broker's first answer",
+            )
+        }),
     }))
 }
 
@@ -129,6 +152,25 @@ async fn stop_broker(broker: Broker, grace_ends: Instant) {
         .max(Duration::from_millis(100));
     if tokio::time::timeout(wait, stopped).await.is_err() {
         tracing::warn!("the broker thread is still in a round of RPCs; not waiting for it");
+    }
+}
+
+/// Without `--drain-before-shrink`, drains an earlier run made for a shrink are left alone (a
+/// server that was not asked to drain never changes the instance); says so once, with what to
+/// do. They exist only when that run could not undrain them as it stopped.
+async fn warn_of_leftover_drains(broker: Broker) {
+    let Ok(snapshot) = broker.snapshot().await else {
+        return;
+    };
+    let ranks =
+        crate::source::rlist::IdSet::union_all(snapshot.shrink_drains.iter().map(|(r, _)| r));
+    if !ranks.is_empty() {
+        tracing::warn!(
+            ranks = %ranks,
+            "ranks drained for a shrink by an earlier run with --drain-before-shrink are still drained; \
+             this server (without the flag) leaves them: `flux resource undrain {ranks}` returns them, \
+             or start with --drain-before-shrink"
+        );
     }
 }
 

@@ -141,7 +141,7 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     nodes!(
         "node_drained_count",
-        "Nodes drained by an administrator.",
+        "Nodes drained, by an administrator or for a shrink.",
         drained
     ),
     nodes!(
@@ -190,9 +190,19 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     Metric {
         name: "minicluster_desired_size",
-        help: "Nodes Flux needs: min(all nodes, max(minicluster_min_size, allocated + pending nodes, 1)).",
+        help: "Nodes Flux needs: min(all nodes, max(minicluster_min_size, allocated + pending nodes, 1)); with --drain-before-shrink never below minicluster_safe_size.",
         compute: Compute::Cluster(Snapshot::desired_size),
     },
+    nodes!(
+        "minicluster_safe_size",
+        "The size the MiniCluster can shrink to now without losing a job: 1 + the highest online rank that runs a job or can be given one (not drained).",
+        safe_size
+    ),
+    nodes!(
+        "node_shrink_drained_count",
+        "Nodes drained for a shrink by --drain-before-shrink (reason flux-metrics-api: shrinking to N), present or already removed.",
+        shrink_drained
+    ),
 ];
 
 /// One value of the catalogue in a snapshot: a metric, for the whole instance or one queue.

@@ -209,6 +209,7 @@ pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
         history_interval: Duration::from_secs(15),
         history_retention: Duration::from_secs(3600),
         api_token_file: None,
+        shrink: None,
     }
 }
 

@@ -11,6 +11,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 
 use super::AppState;
+use crate::source::rlist::IdSet;
+use crate::source::snapshot::Snapshot;
 
 /// The health paths: open to any client, as kube-apiserver's `AlwaysAllowPaths`.
 pub const PATHS: [&str; 3] = ["/healthz", "/livez", "/readyz"];
@@ -40,9 +42,12 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
         st.last_round_micros.load(Ordering::Relaxed)
     );
     match answer {
-        Ok(_) => (
+        Ok(snapshot) => (
             StatusCode::OK,
-            format!("[+]flux-broker ok: {source}\n    {counters}\nreadyz check passed\n"),
+            format!(
+                "[+]flux-broker ok: {source}\n    {counters}\n{}readyz check passed\n",
+                shrink_line(&s, &snapshot)
+            ),
         ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -50,5 +55,22 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
                 "[-]flux-broker failed: {e}\n    source: {source}\n    {counters}\nreadyz check failed\n"
             ),
         ),
+    }
+}
+
+/// The drain-before-shrink line: what the loop does (an `OFF` when this server is not the
+/// instance owner, which leaves the server ready: it still serves every metric), or, without
+/// the loop, drains an earlier run left behind.
+fn shrink_line(s: &AppState, snapshot: &Snapshot) -> String {
+    match &s.shrink {
+        Some(status) => format!("[+]drain-before-shrink {}\n", status.line()),
+        None if !snapshot.shrink_drains.is_empty() => {
+            let ranks = IdSet::union_all(snapshot.shrink_drains.iter().map(|(r, _)| r));
+            format!(
+                "[+]drain-before-shrink off: ranks {ranks} are still drained by an earlier run with \
+                 --drain-before-shrink (`flux resource undrain {ranks}` returns them)\n"
+            )
+        }
+        None => String::new(),
     }
 }

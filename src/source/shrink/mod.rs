@@ -15,6 +15,8 @@
 //! - a broken history (the broker unreachable, a gap between snapshots) starts over: no
 //!   decision is made on stale data.
 
+pub mod driver;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
