@@ -27,7 +27,7 @@ const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
 
 /// Every metric's value in each scenario, in the order of [`SCENARIOS`]:
 /// idle, busy, drained, gpus-queues, many-jobs, elastic.
-const TRUTH: [(&str, [u64; 6]); 28] = [
+const TRUTH: [(&str, [u64; 6]); 29] = [
     ("node_up_count", [4, 4, 3, 4, 2, 4]),
     ("node_free_count", [4, 4, 3, 4, 0, 2]),
     ("node_cores_up_count", [8, 8, 6, 16, 4, 16]),
@@ -53,6 +53,7 @@ const TRUTH: [(&str, [u64; 6]); 28] = [
     ("job_timeout_count", [0, 0, 0, 0, 0, 0]),
     ("job_pending_nodes_count", [0, 4, 0, 5, 250, 5]),
     ("minicluster_min_size", [0, 3, 1, 4, 2, 3]),
+    ("minicluster_current_size", [4, 4, 4, 4, 2, 4]),
     ("minicluster_desired_size", [1, 4, 1, 4, 2, 8]),
     ("minicluster_safe_size", [4, 4, 3, 4, 2, 4]),
     ("node_shrink_drained_count", [0, 0, 0, 0, 0, 0]),
@@ -648,7 +649,6 @@ async fn returns_404_status_for_unknown_paths() {
     let app = App::start("idle", |_| {});
     for path in [
         "/nope",
-        "/",
         "/api",
         "/apis/metrics.k8s.io",
         "/apis/custom.metrics.k8s.io/v2/namespaces/ns/metrics/node_up_count",

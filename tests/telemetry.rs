@@ -192,7 +192,7 @@ async fn bearer_token_guards_telemetry_but_not_health_or_the_metrics_api() {
         "/api/v1/metrics",
         "/api/v1/status",
         "/api/v1/history/node_up_count",
-        "/ui",
+        "/api/v1/ranks",
     ] {
         let reply = app.get(path).await;
         reply.expect_status(401, "Unauthorized");
@@ -214,6 +214,8 @@ async fn bearer_token_guards_telemetry_but_not_health_or_the_metrics_api() {
         }
     }
     assert_eq!(app.get("/readyz").await.status, 200);
+    // The dashboard's page holds no data: it loads, and asks for the token.
+    assert_eq!(app.get("/ui").await.status, 200);
     app.get(&format!("{V1BETA2}/namespaces/ns/metrics/node_up_count"))
         .await
         .expect_json(200);

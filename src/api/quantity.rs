@@ -1,7 +1,8 @@
-//! Canonical Kubernetes `resource.Quantity` text (DecimalSI) for metric values, as
-//! apimachinery's `Quantity.MarshalJSON` writes it (`"1500m"`, `"2k"`, `"100E"`).
-//! Formatting only: the server never parses quantities. Works on decimal digit strings,
-//! never float arithmetic, so values print exactly.
+//! Kubernetes `resource.Quantity` text: the canonical form (DecimalSI) of metric values, as
+//! apimachinery's `Quantity.MarshalJSON` writes it (`"1500m"`, `"2k"`, `"100E"`), worked on
+//! decimal digit strings, never float arithmetic, so values print exactly; and [`parse`], which
+//! reads any Quantity text as apimachinery's `ParseQuantity` does (the rehearsal writes of
+//! `--allow-writes` are Quantities).
 
 /// Why a value has no Quantity text.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -13,6 +14,91 @@ pub enum QuantityError {
         /// The value as Rust prints it (`NaN`, `inf`, `-inf`).
         value: String,
     },
+    /// Text that is not a Quantity.
+    #[error(
+        "{text:?} is not a Kubernetes quantity: {reason} (write a number with an optional suffix, as in \"300m\", \"2\", \"1.5k\", \"4Gi\" or \"5e3\")"
+    )]
+    Syntax {
+        /// The text (cut to its first 64 characters).
+        text: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Binary SI suffixes, powers of 1024, from apimachinery `suffix.go`.
+const BINARY_SUFFIXES: [(i32, &str); 6] = [
+    (10, "Ki"),
+    (20, "Mi"),
+    (30, "Gi"),
+    (40, "Ti"),
+    (50, "Pi"),
+    (60, "Ei"),
+];
+
+/// Reads Quantity text as apimachinery's `ParseQuantity` does: an optional sign, digits with an
+/// optional fraction (`1.5`, `.5`, `1.`), then one suffix: decimal SI (`n u m k M G T P E`),
+/// binary SI (`Ki Mi Gi Ti Pi Ei`) or a decimal exponent (`e3`, `E-2`); no spaces. One
+/// difference, on purpose: a number needs at least one digit (`ParseQuantity` reads `"m"` and
+/// `"."` as 0).
+///
+/// # Errors
+/// [`QuantityError::Syntax`] naming what is wrong; [`QuantityError::NotFinite`] for values
+/// beyond a float's range.
+pub fn parse(text: &str) -> Result<f64, QuantityError> {
+    let fail = |reason| QuantityError::Syntax {
+        text: crate::util::text::excerpt(text, 64),
+        reason,
+    };
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        Some(_) => (false, text),
+        None => return Err(fail("it is empty")),
+    };
+    let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let int_len = digits(rest);
+    let (int, mut rest) = rest.split_at(int_len);
+    let mut frac = "";
+    if let Some(after) = rest.strip_prefix('.') {
+        let n = digits(after);
+        frac = &after[..n];
+        rest = &after[n..];
+    }
+    if int.is_empty() && frac.is_empty() {
+        return Err(fail("it has no digits"));
+    }
+    let int = if int.is_empty() { "0" } else { int };
+    let number = format!("{}{int}.{frac}", if negative { "-" } else { "" });
+    let (exp10, exp2) = match rest {
+        "" => (0, 0),
+        _ => {
+            if let Some(&(e, _)) = SUFFIXES.iter().find(|&&(_, s)| s == rest && !s.is_empty()) {
+                (e, 0)
+            } else if let Some(&(e, _)) = BINARY_SUFFIXES.iter().find(|&&(_, s)| s == rest) {
+                (0, e)
+            } else {
+                match rest.strip_prefix(['e', 'E']).map(str::parse::<i64>) {
+                    Some(Ok(e)) => (e, 0),
+                    _ => {
+                        return Err(fail(
+                            "its suffix is none of n u m k M G T P E, Ki Mi Gi Ti Pi Ei or an exponent",
+                        ));
+                    }
+                }
+            }
+        }
+    };
+    let value: f64 = format!("{number}0e{exp10}")
+        .parse()
+        .map_err(|_| fail("its exponent is too large"))?;
+    let value = value * 2f64.powi(exp2);
+    if !value.is_finite() {
+        return Err(QuantityError::NotFinite {
+            value: text.to_owned(),
+        });
+    }
+    Ok(value)
 }
 
 /// DecimalSI suffixes by base-10 exponent, from apimachinery `suffix.go`.
@@ -249,6 +335,57 @@ mod tests {
     }
 
     #[test]
+    fn parses_quantities_as_apimachinery_does() {
+        for (text, want) in [
+            ("300m", 0.3),
+            ("0", 0.0),
+            ("2", 2.0),
+            ("+2", 2.0),
+            ("-1.5k", -1500.0),
+            (".5", 0.5),
+            ("1.", 1.0),
+            ("1.G", 1e9),
+            ("4Gi", 4.0 * 1024.0 * 1024.0 * 1024.0),
+            ("1Ki", 1024.0),
+            ("5e3", 5000.0),
+            ("5E-3", 0.005),
+            ("1e+2", 100.0),
+            ("1E", 1e18),
+            ("250u", 0.00025),
+            ("007", 7.0),
+        ] {
+            assert_eq!(parse(text), Ok(want), "{text}");
+        }
+        for bad in [
+            "",
+            "m",
+            ".",
+            "-",
+            "1 ",
+            " 1",
+            "1.5.5",
+            "1x",
+            "1e",
+            "1Kb",
+            "1ki",
+            "abc",
+            "1e999999999999999999999",
+        ] {
+            assert!(
+                matches!(parse(bad), Err(QuantityError::Syntax { .. })),
+                "{bad:?}: {:?}",
+                parse(bad)
+            );
+        }
+        assert!(matches!(
+            parse("1e400"),
+            Err(QuantityError::NotFinite { .. })
+        ));
+        let e = parse("lots").unwrap_err().to_string();
+        assert!(e.contains("\"lots\"") && e.contains("300m"), "{e}");
+    }
+
+    #[test]
     fn rejects_non_finite_floats() {
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
             let err = format_f64(v).unwrap_err();
@@ -299,6 +436,19 @@ mod tests {
             assert_canonical(&q);
             let back = read_f64(&q);
             prop_assert!(back.abs() >= v.abs() && (back - v).abs() <= 1e-9 * v.abs().max(1.0), "{} for {}", q, v);
+        }
+
+        #[test]
+        fn what_is_formatted_parses_back(v in any::<i64>(), m in -1_000_000i64..1_000_000, e in -9i32..18) {
+            prop_assert_eq!(parse(&format_int(v)).unwrap(), v as f64);
+            let x = m as f64 * 10f64.powi(e);
+            let back = parse(&format_f64(x).unwrap()).unwrap();
+            prop_assert!((back - x).abs() <= 1e-9 * x.abs().max(1.0), "{} {}", x, back);
+        }
+
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,24}") {
+            let _ = parse(&s);
         }
 
         #[test]

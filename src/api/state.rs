@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::api::routes::discovery;
 use crate::custom::{Custom, Host};
 use crate::ops::history::History;
+use crate::ops::rehearsal::Overrides;
 use crate::ops::telemetry::Telemetry;
 use crate::ops::values::Table;
 use crate::source::broker::Broker;
@@ -33,6 +34,8 @@ pub struct Inner {
     pub discovery: discovery::DiscoveryCache,
     /// What the drain-before-shrink loop is doing, when it runs.
     pub shrink: Option<crate::source::shrink::driver::Status>,
+    /// The rehearsal overrides, when `--allow-writes` allows them.
+    pub overrides: Option<Arc<Overrides>>,
 }
 
 impl AppState {
@@ -57,10 +60,15 @@ impl AppState {
             || self.custom.as_ref().is_some_and(|c| c.contains(name))
     }
 
-    /// The value table of `snapshot`, custom metrics evaluated.
+    /// The value table of `snapshot`, custom metrics evaluated, rehearsal overrides applied.
     pub async fn table(&self, snapshot: &Arc<Snapshot>) -> Table {
         let description = self.broker.description();
-        Table::collect(description, snapshot, self.custom.as_deref(), &self.host()).await
+        let mut table =
+            Table::collect(description, snapshot, self.custom.as_deref(), &self.host()).await;
+        if let Some(o) = &self.overrides {
+            o.apply(&mut table);
+        }
+        table
     }
 }
 

@@ -181,6 +181,12 @@ impl TryFrom<StartArgs> for Config {
             bail!("client certificate authentication needs HTTPS: drop --insecure-http");
         }
         let mut broker = Settings::try_from(&a.broker)?;
+        if a.allow_writes && !matches!(broker.source, Source::Replay(_)) {
+            bail!(
+                "--allow-writes needs --replay DIR: rehearsal values override recorded answers, \
+                 never a live broker's (an HPA would scale a real cluster on invented numbers)"
+            );
+        }
         broker.max_age = if a.no_cache {
             Duration::ZERO
         } else {
@@ -215,6 +221,7 @@ impl TryFrom<StartArgs> for Config {
                     undrain_grace: a.undrain_grace,
                     ..Default::default()
                 }),
+            allow_writes: a.allow_writes,
         })
     }
 }
@@ -347,6 +354,19 @@ mod tests {
         assert!(e.contains("resource.sched-status.json"), "{e}");
         assert!(!e.contains("sched.resource-status"), "{e}");
         assert!(e.contains("flux-metrics-api record"), "{e}");
+    }
+
+    #[test]
+    fn writes_are_allowed_with_replay_only() {
+        let replay = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/idle");
+        assert!(
+            start(&["--replay", replay, "--allow-writes"])
+                .unwrap()
+                .allow_writes
+        );
+        assert!(!start(&["--replay", replay]).unwrap().allow_writes);
+        let e = start(&["--allow-writes"]).unwrap_err().to_string();
+        assert!(e.contains("--allow-writes needs --replay"), "{e}");
     }
 
     #[test]

@@ -377,6 +377,10 @@ pub struct StartArgs {
     /// undrained (longer than the operator takes to remove a pod after the HPA's decision)
     #[arg(long, env = "FLUX_METRICS_UNDRAIN_GRACE", default_value = "30s", value_parser = duration::parse, value_name = "DURATION", requires = "drain_before_shrink", help_heading = "Drain before shrink")]
     pub undrain_grace: Duration,
+    /// With --replay: accept POST /write-metrics/PATH, PATH that of a read (body: a Quantity such as
+    /// "300m") to override that value until the server stops, to rehearse an HPA
+    #[arg(long, env = "FLUX_METRICS_ALLOW_WRITES", help_heading = "Rehearsal")]
+    pub allow_writes: bool,
     /// Logging.
     #[command(flatten, next_help_heading = "Logging")]
     pub log: LogArgs,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::rehearsal::Overrides;
 use super::values::Table;
 use crate::custom::{Custom, Host};
 use crate::source::broker::Broker;
@@ -219,8 +220,14 @@ impl History {
 }
 
 /// Samples every series into `history` each interval, forever: the value table of the cached
-/// broker answer (so it adds at most one round of RPCs per interval), custom metrics included.
-pub async fn sample(history: Arc<History>, broker: Broker, custom: Option<Arc<Custom>>) {
+/// broker answer (so it adds at most one round of RPCs per interval), custom metrics and
+/// rehearsal overrides included.
+pub async fn sample(
+    history: Arc<History>,
+    broker: Broker,
+    custom: Option<Arc<Custom>>,
+    overrides: Option<Arc<Overrides>>,
+) {
     let host: Arc<dyn Host> = Arc::new(broker.clone());
     let mut tick = tokio::time::interval(history.interval());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -229,7 +236,11 @@ pub async fn sample(history: Arc<History>, broker: Broker, custom: Option<Arc<Cu
         let Ok(snapshot) = broker.snapshot().await else {
             continue;
         };
-        let table = Table::collect(broker.description(), &snapshot, custom.as_deref(), &host).await;
+        let mut table =
+            Table::collect(broker.description(), &snapshot, custom.as_deref(), &host).await;
+        if let Some(o) = &overrides {
+            o.apply(&mut table);
+        }
         history.record(&table);
     }
 }

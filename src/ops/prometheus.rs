@@ -134,6 +134,7 @@ mod tests {
                 row("a", Some("batch"), Ok(Value::Count(1))),
                 row("b", None, Err("failed".into())),
             ],
+            overridden: Vec::new(),
         };
         let mut e = Exposition::new();
         e.gauges(&table, |_| true);

@@ -70,6 +70,9 @@ pub struct Table {
     /// Catalogue rows first (in catalogue order, each metric's queues after it), then custom
     /// metrics sorted by name.
     pub rows: Vec<Row>,
+    /// The series whose value is a rehearsal override ([`crate::ops::rehearsal`]), named as
+    /// `metric` or `metric{queue=q}`.
+    pub overridden: Vec<String>,
 }
 
 impl Table {
@@ -103,6 +106,7 @@ impl Table {
             source: source.to_owned(),
             taken_at: snapshot.taken_at,
             rows,
+            overridden: Vec::new(),
         }
     }
 
@@ -123,17 +127,25 @@ impl Table {
     }
 
     /// The table as one JSON object: `{"source", "timestamp", "metrics": {name: value},
-    /// "queues": {queue: {name: value}}}`, and with `with_help` also `"help": {name: text}`
-    /// (what `/api/v1/metrics` answers; `get -o json` prints it without help). A custom metric
-    /// that failed has no value here; its help is still listed.
+    /// "queues": {queue: {name: value}}}`, and with `with_help` also `"help": {name: text}` and
+    /// `"errors": {name: why}` (what `/api/v1/metrics` answers; `get -o json` prints it without
+    /// them). A custom metric that failed has no value here; its help is still listed. With
+    /// rehearsal overrides, `"overridden"` lists them.
     pub fn json(&self, with_help: bool) -> serde_json::Value {
         let mut metrics = serde_json::Map::new();
         let mut queues = serde_json::Map::new();
         let mut help = serde_json::Map::new();
+        let mut errors = serde_json::Map::new();
         for r in &self.rows {
             help.entry(r.name.clone())
                 .or_insert_with(|| r.help.clone().into());
-            let Ok(value) = r.value else { continue };
+            let value = match &r.value {
+                Ok(v) => *v,
+                Err(e) => {
+                    errors.insert(r.name.clone(), e.clone().into());
+                    continue;
+                }
+            };
             match &r.queue {
                 None => {
                     metrics.insert(r.name.clone(), value.json());
@@ -154,6 +166,10 @@ impl Table {
         });
         if with_help {
             doc["help"] = help.into();
+            doc["errors"] = errors.into();
+        }
+        if !self.overridden.is_empty() {
+            doc["overridden"] = self.overridden.clone().into();
         }
         doc
     }
@@ -200,6 +216,8 @@ mod tests {
         assert_eq!(j["metrics"]["mine"], 0.5);
         assert!(j["metrics"].get("broken").is_none());
         assert_eq!(j["help"]["broken"], "Broken.");
+        assert_eq!(j["errors"]["broken"], "no custom metric \"broken\"");
+        assert!(t.json(false).get("errors").is_none());
     }
 
     #[test]

@@ -91,4 +91,7 @@ pub struct Config {
     pub api_token_file: Option<PathBuf>,
     /// `--drain-before-shrink` with its delays, when on.
     pub shrink: Option<crate::source::shrink::Settings>,
+    /// `--allow-writes` (with `--replay` only): rehearsal overrides through
+    /// `POST /write-metrics/...`.
+    pub allow_writes: bool,
 }

@@ -53,6 +53,24 @@ pub async fn run(
         max_age = ?config.broker.max_age,
         "serving the custom and external metrics APIs"
     );
+    // Where a person opens the dashboard: this host's name for an address that means "every
+    // interface" (through `kubectl port-forward`, localhost).
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        match addr.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        }
+    };
+    tracing::info!(
+        url = format!(
+            "{}://{host}:{}/ui",
+            if tls.is_some() { "https" } else { "http" },
+            addr.port()
+        ),
+        "dashboard (docs/dashboard.md)"
+    );
     if tls.is_none() {
         tracing::warn!(
             "--insecure-http: serving plain HTTP; kube-aggregator and the HPA need HTTPS"
@@ -71,6 +89,7 @@ pub async fn run(
         Arc::clone(&state.history),
         state.broker.clone(),
         state.custom.clone(),
+        state.overrides.clone(),
     ));
     let app = routes::router(state);
     let grace_ends = listener::serve(listener, tls, app, config.limits, shutdown).await;
@@ -110,6 +129,12 @@ pub fn state(config: &Config) -> anyhow::Result<AppState> {
             "REPLAY MODE: serving recorded answers, not live Flux state"
         );
     }
+    let overrides = config.allow_writes.then(|| {
+        tracing::warn!(
+            "REHEARSAL: --allow-writes: POST /write-metrics/<path of a read> overrides that value until the server stops"
+        );
+        Arc::new(crate::ops::rehearsal::Overrides::default())
+    });
     let history = Arc::new(History::new(
         config.history_interval,
         config.history_retention,
@@ -127,6 +152,7 @@ pub fn state(config: &Config) -> anyhow::Result<AppState> {
                 "starting: waiting for the broker's first answer",
             )
         }),
+        overrides,
     }))
 }
 

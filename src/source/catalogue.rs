@@ -188,6 +188,11 @@ pub const CATALOGUE: &[Metric] = &[
         "Highest allocated rank + 1: shrinking below it would remove a node that runs a job.",
         min_size
     ),
+    nodes!(
+        "minicluster_current_size",
+        "Highest online broker rank + 1: the size the MiniCluster runs at now.",
+        current_size
+    ),
     Metric {
         name: "minicluster_desired_size",
         help: "Nodes Flux needs: min(all nodes, max(minicluster_min_size, allocated + pending nodes, 1)); with --drain-before-shrink never below minicluster_safe_size.",

@@ -1,10 +1,12 @@
 //! The Flux side: the one thread that talks to the broker ([`broker`]), what a round of its
-//! answers says ([`snapshot`]), the resource-set arithmetic it needs ([`rlist`]), and the metric
-//! catalogue computed from it ([`catalogue`]), and which ranks to drain before a shrink
-//! ([`shrink`]). Nothing here knows about HTTP, Kubernetes or scripts.
+//! answers says ([`snapshot`]), the resource-set arithmetic it needs ([`rlist`]), the metric
+//! catalogue computed from it ([`catalogue`]), which ranks to drain before a shrink
+//! ([`shrink`]) and the state of each rank ([`ranks`]). Nothing here knows about HTTP,
+//! Kubernetes or scripts.
 
 pub mod broker;
 pub mod catalogue;
+pub mod ranks;
 pub mod rlist;
 pub mod shrink;
 pub mod snapshot;

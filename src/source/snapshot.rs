@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::source::rlist::{IdSet, ResourceSet};
+use crate::source::rlist::{IdSet, ResourceSet, RlistError};
 
 /// RPC topic of the scheduler's view of resources (all / down / allocated).
 pub const TOPIC_SCHED_STATUS: &str = "resource.sched-status";
@@ -134,6 +134,8 @@ pub struct NodeCounts {
     pub safe_size: u64,
     /// Nodes this server drained for a shrink, online or not.
     pub shrink_drained: u64,
+    /// Highest online rank + 1 (the brokers running now: a MiniCluster's current size), or 0.
+    pub current_size: u64,
 }
 
 /// The parsed state of the Flux instance at one moment.
@@ -164,6 +166,11 @@ pub struct Snapshot {
     /// the drain-before-shrink loop runs, so that the HPA never removes a rank that can still
     /// be given a job.
     pub shrink_floor: bool,
+    /// Each drain's ranks and reason, as `resource.status` lists them.
+    pub drains: Vec<(IdSet, String)>,
+    /// The hostname of each rank of the whole set, from its nodelist; why there are none when
+    /// the nodelist is unusable (hostnames only label ranks: no metric depends on them).
+    pub hostnames: Result<BTreeMap<u32, String>, RlistError>,
     /// Derived node/core/GPU counts.
     pub nodes: NodeCounts,
     /// Job counters of the whole instance.
@@ -360,6 +367,12 @@ impl Snapshot {
         };
         let online = status_set("online", status.online.as_deref())?.unwrap_or_else(|| up.ranks());
         let excluded = status_set("exclude", status.exclude.as_deref())?.unwrap_or_default();
+        let drains = drain_sets
+            .iter()
+            .zip(status.drain.values())
+            .map(|(set, info)| (set.clone(), info.reason.clone().unwrap_or_default()))
+            .collect();
+        let hostnames = crate::source::rlist::hostnames(&sched.all, &all.ranks());
 
         let nodes = NodeCounts {
             all: all.nnodes(),
@@ -381,6 +394,7 @@ impl Snapshot {
                 .max()
                 .map_or(1, |r| u64::from(r) + 1),
             shrink_drained: IdSet::union_all(shrink_drains.iter().map(|(r, _)| r)).len(),
+            current_size: online.max().map_or(0, |r| u64::from(r) + 1),
         };
 
         let stats: JobStats = json(TOPIC_JOB_STATS, &a.job_stats)?;
@@ -424,6 +438,8 @@ impl Snapshot {
             online,
             excluded,
             shrink_floor: false,
+            drains,
+            hostnames,
             nodes,
             jobs,
             queues,

@@ -210,6 +210,7 @@ pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
         history_retention: Duration::from_secs(3600),
         api_token_file: None,
         shrink: None,
+        allow_writes: false,
     }
 }
 

@@ -41,11 +41,31 @@ async fn ready(State(s): State<AppState>) -> (StatusCode, String) {
         st.failures.load(Ordering::Relaxed),
         st.last_round_micros.load(Ordering::Relaxed)
     );
+    // Rehearsal values are said loudly: they are not what the recorded answers say.
+    let rehearsal = match &s.overrides {
+        None => String::new(),
+        Some(o) => {
+            let list = o.list();
+            let values: Vec<String> = list
+                .iter()
+                .map(|(k, v)| {
+                    let q = crate::api::quantity::format_f64(*v).unwrap_or_else(|_| v.to_string());
+                    format!("{}={q}", crate::ops::rehearsal::label(k))
+                })
+                .collect();
+            format!(
+                "[!]rehearsal (--allow-writes): {} value(s) overridden{}{}\n",
+                values.len(),
+                if values.is_empty() { "" } else { ": " },
+                values.join(", ")
+            )
+        }
+    };
     match answer {
         Ok(snapshot) => (
             StatusCode::OK,
             format!(
-                "[+]flux-broker ok: {source}\n    {counters}\n{}readyz check passed\n",
+                "[+]flux-broker ok: {source}\n    {counters}\n{}{rehearsal}readyz check passed\n",
                 shrink_line(&s, &snapshot)
             ),
         ),

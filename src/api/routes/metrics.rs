@@ -167,12 +167,13 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
     let mut series = Vec::with_capacity(queues.len());
     let mut covered = window;
     for queue in queues {
-        let text = match window {
-            Some(w) => {
-                let key = SeriesKey {
-                    metric: name.to_owned(),
-                    queue: queue.clone(),
-                };
+        let key = SeriesKey {
+            metric: name.to_owned(),
+            queue: queue.clone(),
+        };
+        let overridden = s.overrides.as_ref().and_then(|o| o.get(&key));
+        let text = match (window, overridden) {
+            (Some(w), _) => {
                 let (avg, span) = s
                     .history
                     .average(&key, w, Utc::now())
@@ -180,7 +181,11 @@ async fn values(s: &AppState, name: &str, selector: &Selector) -> Result<Option<
                 covered = covered.map(|c| c.min(span));
                 quantity::format_f64(avg).map_err(|e| ApiError::Internal(e.to_string()))?
             }
-            None => match metrics::find(name) {
+            // A rehearsal value (--allow-writes) stands for the series until the server stops.
+            (None, Some(v)) => {
+                quantity::format_f64(v).map_err(|e| ApiError::Internal(e.to_string()))?
+            }
+            (None, None) => match metrics::find(name) {
                 Some(metric) => value_text(metric.value(&snapshot, queue.as_deref())?),
                 None => {
                     let custom = s

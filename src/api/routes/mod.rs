@@ -7,6 +7,7 @@
 pub mod discovery;
 pub mod health;
 pub mod metrics;
+pub mod rehearsal;
 pub mod telemetry;
 pub mod ui;
 
@@ -28,7 +29,7 @@ use crate::ops::telemetry::Route;
 
 /// The whole router, with the middleware every request goes through: the access log and the
 /// request counters (outermost, so that refusals are counted too), client authentication, and
-/// the refusal of request bodies.
+/// the refusal of request bodies on every read (all routes but the rehearsal writes).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(counted_as(health::router(), Route::Health))
@@ -37,9 +38,15 @@ pub fn router(state: AppState) -> Router {
             telemetry::router(state.clone()),
             Route::Telemetry,
         ))
+        .merge(counted_as(ui::router(), Route::Telemetry))
         .fallback(apis)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(refuse_bodies))
+        // Merged after the refusal of bodies: a write carries its value in one.
+        .merge(counted_as(
+            rehearsal::router(state.clone()),
+            Route::Telemetry,
+        ))
         .layer(middleware::from_fn(authorize))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
@@ -58,8 +65,9 @@ fn counted_as(router: Router<AppState>, route: Route) -> Router<AppState> {
 
 /// Lets a request through if its connection's client certificate (a [`Peer`]) allows it;
 /// records who it is for the access log. `X-Remote-*` headers from anyone but the front proxy
-/// are dropped. The health paths stay open to anyone, as kube-apiserver's `AlwaysAllowPaths`:
-/// kubelet and aggregator probes carry no client certificate.
+/// are dropped. The health paths stay open to anyone, as kube-apiserver's `AlwaysAllowPaths`
+/// (kubelet and aggregator probes carry no client certificate), and so does the dashboard's
+/// page, whose data requests need the credentials.
 async fn authorize(mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
@@ -71,7 +79,7 @@ async fn authorize(mut req: Request, next: Next) -> Response {
     }
     let identity = match auth::authenticate(&peer, req.headers()) {
         Ok(id) => Some(id),
-        Err(_) if health::PATHS.contains(&req.uri().path()) => None,
+        Err(_) if open_path(req.uri().path()) => None,
         Err(e) => return e.into_response(),
     };
     let mut response = next.run(req).await;
@@ -79,6 +87,12 @@ async fn authorize(mut req: Request, next: Next) -> Response {
         response.extensions_mut().insert(id);
     }
     response
+}
+
+/// The paths anyone may reach: health (kube-apiserver's `AlwaysAllowPaths`) and the dashboard's
+/// page, which holds no data.
+fn open_path(path: &str) -> bool {
+    health::PATHS.contains(&path) || ui::PATHS.contains(&path)
 }
 
 /// One log line per request (method, path, user, status, latency), and the request counters.
@@ -123,7 +137,7 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
 /// body does not hold a request slot for longer than this.
 const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Every route is read-only: a request carrying a body is refused. A body of zero length is no
+/// Reads take no body (every route but the rehearsal writes): a request carrying one is refused. A body of zero length is no
 /// body (`Content-Length: 0` or `00`, a chunked body of no chunk, an HTTP/2 stream ended by an
 /// empty DATA frame); a body that announces a length is refused before it is read.
 async fn refuse_bodies(req: Request, next: Next) -> Response {

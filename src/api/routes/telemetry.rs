@@ -1,6 +1,7 @@
 //! `/metrics` (Prometheus text), `/api/v1/metrics` (flat JSON, for KEDA's metrics-api scaler and
-//! scripts), `/api/v1/history/{metric}` and `/api/v1/status`: the same values as the metrics
-//! APIs, their recent history and the server's own health. `--api-token-file` guards them.
+//! scripts), `/api/v1/history/{metric}`, `/api/v1/ranks` (each rank's state) and `/api/v1/status`: the same values as the metrics
+//! APIs, their recent history and the server's own health. `--api-token-file` guards them (the
+//! `/ui` page that reads them is open, and asks for the token).
 
 use std::time::Duration;
 
@@ -24,8 +25,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/metrics", get(prometheus))
         .route("/api/v1/metrics", get(values))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/ranks", get(ranks))
         .route("/api/v1/history/{metric}", get(history))
-        .merge(super::ui::router())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -44,7 +45,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// With `--api-token-file`, requests need `Authorization: Bearer <token>`.
-async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
+pub(super) async fn require_token(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &s.api_token {
         let given = req
             .headers()
@@ -96,6 +97,23 @@ async fn values(State(s): State<AppState>) -> Result<Response, ApiError> {
     Ok(Json(s.table(&snapshot).await.json(true)).into_response())
 }
 
+/// `GET /api/v1/ranks`: every rank of the resource set with its hostname, state (`free`,
+/// `partial`, `full`, `drained`, `down`, `absent`), cores, GPUs and drain, for the dashboard's
+/// rank map; 503/500 Status when the broker fails.
+async fn ranks(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let snapshot = s.broker.snapshot().await?;
+    let ranks = crate::source::ranks::ranks(&snapshot);
+    Ok(Json(serde_json::json!({
+        "source": s.broker.description(),
+        "timestamp": rfc3339(snapshot.taken_at),
+        "size": ranks.len(),
+        "current_size": snapshot.nodes.current_size,
+        "shrink_drained": ranks.iter().filter(|r| r.shrink).count(),
+        "hostnames_error": snapshot.hostnames.as_ref().err().map(ToString::to_string),
+        "ranks": ranks,
+    })))
+}
+
 /// `GET /api/v1/status`: where answers come from and whether the broker answers, without asking
 /// it (for the dashboard, which must render when the broker is down).
 async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
@@ -117,6 +135,14 @@ async fn status(State(s): State<AppState>) -> Json<serde_json::Value> {
             "retention_seconds": s.history.retention().as_secs(),
             "bytes": s.history.memory_bytes(),
         },
+        "rehearsal": s.overrides.as_ref().map(|o| {
+            let values: serde_json::Map<String, serde_json::Value> = o
+                .list()
+                .iter()
+                .map(|(k, v)| (crate::ops::rehearsal::label(k), (*v).into()))
+                .collect();
+            serde_json::json!({"overridden": values})
+        }),
     }))
 }
 

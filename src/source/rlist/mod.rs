@@ -1,4 +1,4 @@
-//! Flux resource-set arithmetic: idsets (RFC 22, [`idset`]), hostlist counting (RFC 29,
+//! Flux resource-set arithmetic: idsets (RFC 22, [`idset`]), hostlists (RFC 29,
 //! [`hostlist`]) and Rv1 resource sets (RFC 20, [`rv1`]), with the up/free/allocated set
 //! operations `flux resource list` uses. Pure code, no I/O: every parser here faces broker
 //! answers and returns errors as values, never panics. It knows nothing about metrics;
@@ -8,9 +8,9 @@ pub mod hostlist;
 pub mod idset;
 pub mod rv1;
 
-pub use hostlist::hostlist_count;
+pub use hostlist::{expand, hostlist_count};
 pub use idset::IdSet;
-pub use rv1::{MAX_RANGES, MAX_RANKS, Node, ResourceSet};
+pub use rv1::{MAX_RANGES, MAX_RANKS, Node, ResourceSet, hostnames};
 
 /// How much of a bad input an error message quotes, so that errors stay small.
 const EXCERPT_CHARS: usize = 64;

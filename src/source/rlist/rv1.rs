@@ -276,6 +276,43 @@ impl ResourceSet {
     }
 }
 
+/// The hostname of each rank of an Rv1 object `v` whose ranks are `ranks`: the hosts of its
+/// `execution.nodelist` hostlists, in order, name its ranks in ascending order (RFC 20). No
+/// nodelist is no hostnames.
+///
+/// # Errors
+/// A nodelist that is not an array of hostlists, or that names more or fewer hosts than
+/// `ranks` has.
+pub fn hostnames(v: &Value, ranks: &IdSet) -> Result<BTreeMap<u32, String>, RlistError> {
+    let Some(list) = v.get("execution").and_then(|e| e.get("nodelist")) else {
+        return Ok(BTreeMap::new());
+    };
+    let Value::Array(items) = list else {
+        return Err(rv1_error(
+            "execution.nodelist",
+            format!("expected an array, found {}", json_kind(list)),
+        ));
+    };
+    let mut hosts = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Value::String(h) = item else {
+            return Err(rv1_error(
+                format!("execution.nodelist[{i}]"),
+                format!("expected a hostlist string, found {}", json_kind(item)),
+            ));
+        };
+        let left = MAX_RANKS.saturating_sub(hosts.len() as u64);
+        hosts.extend(super::expand(h, left)?);
+    }
+    if hosts.len() as u64 != ranks.len() {
+        return Err(rv1_error(
+            "execution.nodelist",
+            format!("{} hosts for {} ranks", hosts.len(), ranks.len()),
+        ));
+    }
+    Ok(ranks.iter().zip(hosts).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
