@@ -533,6 +533,17 @@ fn expected(
         }
     }
     let safe_size = open.last().map_or(1, |r| u64::from(*r) + 1);
+    // Ranks whose broker runs: those of every state of `flux resource status` but offline.
+    let mut online: BTreeSet<u32> = BTreeSet::new();
+    for l in &out["resource-status before"] {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [state, _, ranks] = f[..] {
+            if state != "offline" && state != "STATE" {
+                online.extend(idset(ranks));
+            }
+        }
+    }
+    let current_size = online.last().map_or(0, |r| u64::from(*r) + 1);
 
     // `flux jobs --stats` folds canceled and timed-out jobs into "failed" and cleanup into
     // "running"; the per-state and per-result counts come from the job listing, and must add up
@@ -667,6 +678,13 @@ fn expected(
         (
             "minicluster_min_size",
             e(min_size, "flux resource list: highest allocated rank + 1"),
+        ),
+        (
+            "minicluster_current_size",
+            e(
+                current_size,
+                "flux resource status: highest rank that is not offline + 1",
+            ),
         ),
         (
             "minicluster_desired_size",
