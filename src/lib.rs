@@ -10,8 +10,9 @@
 //! - [`server`]: the HTTPS front — [`run`] wires everything ([`server::config`] is what it is
 //!   given), the accept loop with its limits and timeouts ([`server`]'s `listener`), TLS and its
 //!   reload ([`server::tls`]), client-certificate trust ([`server::trust`]), the
-//!   `extension-apiserver-authentication` ConfigMap ([`server::cluster`]), and the one PKI
-//!   module ([`server::pki`]).
+//!   `extension-apiserver-authentication` ConfigMap ([`server::cluster`]) and the kubeconfig
+//!   files it is read with from outside a pod ([`server::kubeconfig`]), and the one PKI module
+//!   ([`server::pki`]).
 //! - [`api`]: the Kubernetes surface — the routes ([`api::routes`]: discovery, health, metric
 //!   values, telemetry, the dashboard, the rehearsal writes) and their state ([`api::state`]), request paths
 //!   ([`api::path`]), label selectors ([`api::selector`]), Quantity text ([`api::quantity`]),

@@ -207,7 +207,7 @@ async fn client_cas(r: &mut Report, config: &Config) {
         Ok(_) => r.ok(
             what,
             &match &config.auth {
-                AuthSource::Cluster => {
+                AuthSource::Cluster { .. } => {
                     "the CAs of kube-system/extension-apiserver-authentication load".to_owned()
                 }
                 _ => "the client CA files parse".to_owned(),
@@ -217,8 +217,11 @@ async fn client_cas(r: &mut Report, config: &Config) {
             what,
             &format!("{e:#}"),
             match &config.auth {
-                AuthSource::Cluster => {
+                AuthSource::Cluster { kubeconfig: None } => {
                     "bind the pod's service account to extension-apiserver-authentication-reader (`flux-metrics-api manifests` prints the RoleBinding)"
+                }
+                AuthSource::Cluster { kubeconfig: Some(_) } => {
+                    "bind the kubeconfig's user to the Role extension-apiserver-authentication-reader in kube-system, and check its server and CA"
                 }
                 _ => "mount PEM CA certificates at those paths (kube-apiserver's front-proxy CA for --requestheader-client-ca-file)",
             },

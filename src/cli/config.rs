@@ -160,7 +160,9 @@ impl TryFrom<StartArgs> for Config {
             a.client_ca_file,
             a.requestheader_client_ca_file,
         ) {
-            (true, _, _) => AuthSource::Cluster,
+            (true, _, _) => AuthSource::Cluster {
+                kubeconfig: a.authentication_kubeconfig,
+            },
             (false, None, None) => {
                 if !a.requestheader_allowed_names.is_empty() {
                     bail!("--requestheader-allowed-names needs --requestheader-client-ca-file");
@@ -413,7 +415,25 @@ mod tests {
         );
         assert_eq!(
             start(&["--authentication-from-cluster"]).unwrap().auth,
-            AuthSource::Cluster
+            AuthSource::Cluster { kubeconfig: None }
+        );
+        assert_eq!(
+            start(&[
+                "--authentication-from-cluster",
+                "--authentication-kubeconfig",
+                "/k/config"
+            ])
+            .unwrap()
+            .auth,
+            AuthSource::Cluster {
+                kubeconfig: Some("/k/config".into())
+            }
+        );
+        // The kubeconfig only says how to read the ConfigMap: alone it would be a no-op.
+        let e = start(&["--authentication-kubeconfig", "/k/config"]).unwrap_err();
+        assert!(
+            e.to_string().contains("--authentication-from-cluster"),
+            "{e}"
         );
         assert!(start(&["--requestheader-allowed-names", "x"]).is_err());
         assert!(start(&["--client-ca-file", "/c.crt", "--insecure-http"]).is_err());

@@ -328,6 +328,16 @@ pub struct StartArgs {
     /// ConfigMap (needs a service account allowed to read it), refreshed every minute
     #[arg(long, env = "FLUX_METRICS_AUTHENTICATION_FROM_CLUSTER", conflicts_with_all = ["requestheader_client_ca_file", "client_ca_file"], help_heading = "Who may read")]
     pub authentication_from_cluster: bool,
+    /// Kubeconfig whose current context reads that ConfigMap (a token or a client certificate,
+    /// and the API server's CA), for a server outside a pod [default: the pod's service account]
+    #[arg(
+        long,
+        env = "FLUX_METRICS_AUTHENTICATION_KUBECONFIG",
+        value_name = "FILE",
+        requires = "authentication_from_cluster",
+        help_heading = "Who may read"
+    )]
+    pub authentication_kubeconfig: Option<PathBuf>,
     /// File holding a bearer token that /metrics and /api/v1/* then require (the /ui page asks
     /// for it)
     #[arg(

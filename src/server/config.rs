@@ -37,7 +37,11 @@ pub enum AuthSource {
         allowed_names: Vec<String>,
     },
     /// The `kube-system/extension-apiserver-authentication` ConfigMap.
-    Cluster,
+    Cluster {
+        /// `--authentication-kubeconfig`: read it with this kubeconfig's credentials instead of
+        /// the pod's service account.
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 /// Limits that keep slow or hostile clients from exhausting the server.

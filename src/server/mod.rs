@@ -2,11 +2,12 @@
 //! custom metrics and the broker thread, the history sampler, the router) and serves it with
 //! the accept loop of `listener.rs`;
 //! [`tls`] and [`trust`] hold the certificates and the client-certificate rules, [`cluster`]
-//! reads them from Kubernetes, [`pki`] makes and reads certificates, and [`config`] is what
-//! `start` was asked to do.
+//! reads them from Kubernetes (from outside a pod with a [`kubeconfig`]), [`pki`] makes and
+//! reads certificates, and [`config`] is what `start` was asked to do.
 
 pub mod cluster;
 pub mod config;
+pub mod kubeconfig;
 mod listener;
 pub mod pki;
 mod slots;

@@ -141,8 +141,8 @@ impl TlsState {
             let mut last_cluster = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(FILE_CHECK).await;
-                let cluster_due =
-                    state.auth == AuthSource::Cluster && last_cluster.elapsed() >= CLUSTER_REFRESH;
+                let cluster_due = matches!(state.auth, AuthSource::Cluster { .. })
+                    && last_cluster.elapsed() >= CLUSTER_REFRESH;
                 if cluster_due {
                     last_cluster = tokio::time::Instant::now();
                 }
@@ -190,8 +190,8 @@ async fn build(
                 allowed_names.clone(),
             )?))
         }
-        AuthSource::Cluster => {
-            let c = crate::server::cluster::fetch().await?;
+        AuthSource::Cluster { kubeconfig } => {
+            let c = crate::server::cluster::fetch(kubeconfig.as_deref()).await?;
             Some(Arc::new(Trust::from_pem(
                 c.client_ca
                     .as_deref()
