@@ -5,9 +5,12 @@
 # is given. The MiniCluster itself is applied separately (manifests/minicluster.yaml).
 #
 # Usage: scripts/deploy.sh [-n NAMESPACE] [-s SERVICE] [-m MINICLUSTER] [-a SERVICE_ACCOUNT]
-#                          [--ca-file FILE | --insecure] [--context CTX]
+#                          [--ca-file FILE | --insecure] [--port PORT] [--external-name HOST]
+#                          [--context CTX]
 #   defaults: -n flux-operator -s custom-metrics-apiserver -m flux-sample -a default
-#             --ca-file target/certs/ca.crt (written by scripts/certs.sh)
+#             --ca-file target/certs/ca.crt (written by scripts/certs.sh) --port 8443
+#   --port and --external-name go to `manifests` as they are: --external-name localhost makes
+#   the Service an ExternalName, for a server beside kube-apiserver (scripts/k8s-e2e.sh).
 #   flux-metrics-api comes from $FLUX_METRICS_API, else PATH, else `cargo run` in this checkout.
 set -euo pipefail
 
@@ -20,6 +23,7 @@ minicluster=flux-sample
 account=default
 ca_file="$root/target/certs/ca.crt"
 insecure=false
+where=()
 kargs=()
 while (($#)); do
     case "$1" in
@@ -29,6 +33,8 @@ while (($#)); do
         -a | --service-account) account="$2"; shift 2 ;;
         --ca-file) ca_file="$2"; shift 2 ;;
         --insecure) insecure=true; shift ;;
+        --port) where+=(--port "$2"); shift 2 ;;
+        --external-name) where+=(--external-name "$2"); shift 2 ;;
         --context) kargs=(--context "$2"); shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -58,7 +64,7 @@ fi
 
 # Generated in full before anything is applied.
 yaml="$(fma manifests --namespace "$namespace" --service-name "$service" \
-    --minicluster "$minicluster" --service-account "$account" "${trust[@]}")"
+    --minicluster "$minicluster" --service-account "$account" "${where[@]}" "${trust[@]}")"
 kubectl "${kargs[@]}" get namespace "$namespace" >/dev/null 2>&1 \
     || kubectl "${kargs[@]}" create namespace "$namespace"
 kubectl "${kargs[@]}" apply -f - <<<"$yaml"
