@@ -38,6 +38,8 @@ readonly SRC_UPSTREAM_VERSION=1.20.2
 readonly REFLECT2_PACKAGE=golang-github-modern-go-reflect2-dev
 readonly BINARIES=(kube-apiserver kube-controller-manager)
 readonly APT_PACKAGES=(golang-go etcd-server dpkg-dev xz-utils openssl)
+# What scripts/k8s-e2e.sh runs beside the binaries: checked even when they are cached.
+readonly RUNTIME_PACKAGES=(etcd-server)
 readonly DEFAULT_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 readonly DEFAULT_MIRROR=http://deb.debian.org/debian
 readonly DEFAULT_SECURITY_MIRROR=http://deb.debian.org/debian-security
@@ -104,9 +106,10 @@ as_root() {
     fi
 }
 
+# install_missing_packages PACKAGE...: apt-get install those not installed.
 install_missing_packages() {
     local p missing=()
-    for p in "${APT_PACKAGES[@]}"; do
+    for p in "$@"; do
         if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null) != "install ok installed" ]]; then
             missing+=("$p")
         fi
@@ -392,6 +395,9 @@ main() {
         if $check; then
             printf '%s\n' "$K8S_CACHE/bin"
         else
+            LOG_DIR="$K8S_CACHE/logs"
+            mkdir -p "$LOG_DIR"
+            install_missing_packages "${RUNTIME_PACKAGES[@]}"
             print_versions
         fi
         return 0
@@ -426,7 +432,7 @@ main() {
     log "cache: $K8S_CACHE"
 
     step "checking Debian packages (${APT_PACKAGES[*]})"
-    install_missing_packages
+    install_missing_packages "${APT_PACKAGES[@]}"
     [[ -x $K8S_GO ]] || die "no Go at $K8S_GO (set K8S_GO)"
     GOARCH=$("$K8S_GO" env GOARCH)
     log "  $("$K8S_GO" version)"

@@ -185,7 +185,9 @@ cleanup() {
     for ((i = ${#NAMES[@]} - 1; i >= 0; i--)); do
         [[ -z ${PIDS[$i]} ]] || stop "${NAMES[$i]}"
     done
-    if ((rc != 0 && failed == 0)); then
+    if ((rc == 130 || rc == 143)); then
+        fail "harness" "interrupted (signal $((rc - 128))) before finishing"
+    elif ((rc != 0 && failed == 0)); then
         fail "harness" "exited with status $rc before finishing"
     fi
     if [[ -n $WORK && -d $WORK ]]; then
