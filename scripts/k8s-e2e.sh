@@ -73,6 +73,7 @@ started=$SECONDS
 WORK=""        # certs/, logs/, etcd data, kubeconfigs, the replayed scenario
 PIDS=()        # processes started here (each its own process group), in start order
 NAMES=()       # their names, parallel to PIDS
+LOGS=()        # their log files, parallel to PIDS
 passed=0
 failed=0
 skipped=0
@@ -133,7 +134,7 @@ dead_process() {
     local i
     for i in "${!PIDS[@]}"; do
         if [[ -n ${PIDS[$i]} ]] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-            DEAD="${NAMES[$i]} (log $WORK/logs/${NAMES[$i]}.log)"
+            DEAD="${NAMES[$i]} (log ${LOGS[$i]})"
             return 0
         fi
     done
@@ -155,6 +156,7 @@ start_bg() {
     fi
     PIDS+=("$!")
     NAMES+=("$name")
+    LOGS+=("$WORK/logs/$logname.log")
     log "started $name (pid $!, log $WORK/logs/$logname.log)"
 }
 
@@ -350,8 +352,8 @@ EOF
     chmod 600 "$1"
 }
 
-# kc ARGS...: kubectl as the admin (O=system:masters).
-kc() { "$KUBECTL" --kubeconfig "$WORK/admin.kubeconfig" "$@"; }
+# kc ARGS...: kubectl as the admin (O=system:masters); no request may hang a wait.
+kc() { "$KUBECTL" --kubeconfig "$WORK/admin.kubeconfig" --request-timeout 20s "$@"; }
 
 # ------------------------------------------------------------------ the control plane
 
@@ -576,7 +578,8 @@ sees_front_proxy_user() {
     # RBAC bindings take effect within a moment; retry briefly.
     wait_until 20 "user e2e-reader allowed to read the metrics" \
         kc get --raw "$path" --as e2e-reader --as-group e2e-readers || return 1
-    line=$(grep -F "\"path\":\"$path\"" "$SERVER_LOG" | grep -F '"user":"e2e-reader"' | tail -n 1)
+    # (kubectl adds ?timeout=20s for --request-timeout: the path is matched as a prefix.)
+    line=$(grep -F "\"path\":\"$path" "$SERVER_LOG" | grep -F '"user":"e2e-reader"' | tail -n 1)
     [[ -n $line ]] || {
         out=$(grep -F "$path" "$SERVER_LOG" | tail -n 1)
         because "no access line with user e2e-reader for $path; last line for it: ${out:-none}"
@@ -855,6 +858,14 @@ main() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 
+    # The servers started here read only the flags given: the caller's FLUX_METRICS_* settings
+    # and RUST_LOG (which could silence the access lines the checks read) are dropped.
+    local var
+    for var in $(compgen -e); do
+        if [[ ($var == FLUX_METRICS_* && $var != FLUX_METRICS_API) || $var == RUST_LOG ]]; then
+            unset "$var"
+        fi
+    done
     provide
     prerequisites || die "missing prerequisites (see above)"
     WORK=$(mktemp -d "${TMPDIR:-/tmp}/flux-metrics-e2e.XXXXXX")

@@ -14,11 +14,17 @@
 //!   cache, so CI runs the e2e exactly once, here.
 
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Our binary.
 const BIN: &str = env!("CARGO_BIN_EXE_flux-metrics-api");
+
+/// Longest the whole e2e may run (it takes one to two minutes; every wait in it gives up
+/// sooner, so this only catches a command that hangs).
+const DEADLINE: Duration = Duration::from_secs(20 * 60);
 
 /// Written to the real stderr, not with eprintln!: libtest captures eprintln! output of passing
 /// tests, and a SKIPPED line must be seen in a plain `cargo test` run.
@@ -58,12 +64,33 @@ fn server_serves_a_real_kube_apiserver_and_hpa_controller() {
         ));
         return;
     }
-    let status = Command::new("bash")
+    // Its own process group, so that a run past the deadline can be stopped whole (the script
+    // stops what it started on TERM).
+    let mut child = Command::new("bash")
         .arg(&script)
         .env("FLUX_METRICS_API", BIN)
         .current_dir(root)
-        .status()
+        .process_group(0)
+        .spawn()
         .expect("running scripts/k8s-e2e.sh");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for scripts/k8s-e2e.sh") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+            std::thread::sleep(Duration::from_secs(30));
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+            let _ = child.wait();
+            panic!(
+                "scripts/k8s-e2e.sh still ran after {}s, and was stopped (each of its waits has a timeout: look for a hung command in the logs it names)",
+                DEADLINE.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(
         status.success(),
         "scripts/k8s-e2e.sh failed ({status}): its FAIL lines above say what, and the directory it names holds the logs"
