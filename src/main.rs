@@ -52,8 +52,16 @@ fn main() -> ExitCode {
 fn start(args: cli::StartArgs) -> anyhow::Result<()> {
     let config = Config::try_from(args)?;
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.threads)
+    // One thread serving requests (the default) is a current-thread runtime: the accept loop and
+    // the connections share it without the work-stealing scheduler's hand-offs (BENCHMARKS.md).
+    let mut builder = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.threads);
+        b
+    };
+    let runtime = builder
         .thread_name("flux-metrics-api")
         .enable_all()
         .build()?;

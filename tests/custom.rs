@@ -811,3 +811,32 @@ fn get_prints_custom_metrics_beside_built_in_ones() {
     assert!(out.stderr.contains("batch_pending_jobs"), "{out}");
     assert!(out.stdout.contains("my_custom_metric_name"), "{out}");
 }
+
+/// Answers are kept per broker answer (`src/api/answers.rs`), but never a custom metric's: with
+/// a broker answer kept for an hour, an edited script is still served as soon as it reloads.
+#[tokio::test]
+async fn kept_answers_never_hide_a_reloaded_custom_metric() {
+    let dir = TempDir::new("custom-kept");
+    let path = script(&dir, "kept.rhai", "fn kept(flux) { 1 }\n");
+    let files = vec![path.clone()];
+    let server = Server::start("busy", move |c| {
+        c.custom_metrics = files;
+        c.broker.max_age = Duration::from_secs(3600);
+    })
+    .await;
+    let builtin = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/ns/metrics/node_up_count";
+    let first = server.get(builtin).await;
+    assert_eq!(
+        server.get(builtin).await.body,
+        first.body,
+        "the same answer twice"
+    );
+    assert_eq!(value_of(&server.get(&v1beta2("kept")).await), "1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&path, "fn kept(flux) { 2 }\n").unwrap();
+    until(&server, &v1beta2("kept"), Duration::from_secs(15), |r| {
+        r.status == 200 && value_of(r) == "2"
+    })
+    .await;
+    server.shutdown().await;
+}

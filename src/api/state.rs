@@ -36,6 +36,8 @@ pub struct Inner {
     pub shrink: Option<crate::source::shrink::driver::Status>,
     /// The rehearsal overrides, when `--allow-writes` allows them.
     pub overrides: Option<Arc<Overrides>>,
+    /// Serialized metric answers of the current snapshot.
+    pub answers: crate::api::answers::AnswerCache,
 }
 
 impl AppState {

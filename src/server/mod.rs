@@ -154,6 +154,7 @@ pub fn state(config: &Config) -> anyhow::Result<AppState> {
             )
         }),
         overrides,
+        answers: Default::default(),
     }))
 }
 

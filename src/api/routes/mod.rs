@@ -77,6 +77,9 @@ async fn authorize(mut req: Request, next: Next) -> Response {
     if !matches!(peer, Peer::FrontProxy { .. }) {
         auth::strip_remote_headers(req.headers_mut());
     }
+    if peer == Peer::Open {
+        return next.run(req).await; // no one to name: the access log writes "-"
+    }
     let identity = match auth::authenticate(&peer, req.headers()) {
         Ok(id) => Some(id),
         Err(_) if open_path(req.uri().path()) => None,
@@ -98,12 +101,14 @@ fn open_path(path: &str) -> bool {
 /// One log line per request (method, path, user, status, latency), and the request counters.
 async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    let version = req.version();
+    // What the line needs is copied only when it will be written (not with --quiet).
+    let line = tracing::enabled!(tracing::Level::INFO).then(|| {
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+        (req.method().clone(), path, req.version())
+    });
     let response = next.run(req).await;
     let took = started.elapsed();
     let route = response
@@ -114,6 +119,9 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
     state
         .telemetry
         .record(route, response.status().as_u16(), took);
+    let Some((method, path, version)) = line else {
+        return response;
+    };
     let (user, groups) = match response.extensions().get::<Identity>() {
         Some(id) => (id.user.as_str(), id.groups.join(",")),
         None => ("-", String::new()),
@@ -137,9 +145,10 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
 /// body does not hold a request slot for longer than this.
 const BODY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reads take no body (every route but the rehearsal writes): a request carrying one is refused. A body of zero length is no
-/// body (`Content-Length: 0` or `00`, a chunked body of no chunk, an HTTP/2 stream ended by an
-/// empty DATA frame); a body that announces a length is refused before it is read.
+/// Reads take no body (every route but the rehearsal writes): a request carrying one is
+/// refused. A body of zero length is no body (`Content-Length: 0` or `00`, a chunked body of no
+/// chunk, an HTTP/2 stream ended by an empty DATA frame); a body that announces a length is
+/// refused before it is read.
 async fn refuse_bodies(req: Request, next: Next) -> Response {
     use http_body_util::BodyExt as _;
     let announced = req.headers().get(header::CONTENT_LENGTH).map(|v| {
@@ -186,8 +195,20 @@ async fn apis(State(s): State<AppState>, method: Method, req: Request) -> Respon
         return r;
     }
     let uri = req.uri();
+    let parsed = path::parse(uri.path(), s.api_alias.as_deref());
+    let kept = kept_answer(&s, &parsed, uri).await;
+    if let Some(Kept {
+        route,
+        body: Some(body),
+        ..
+    }) = kept
+    {
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        response.extensions_mut().insert(route);
+        return response;
+    }
     let query = path::parse_query(uri.query());
-    let (route, answer) = match path::parse(uri.path(), s.api_alias.as_deref()) {
+    let (route, answer) = match parsed {
         Err(e) => (Route::Other, Err(e)),
         Ok(ApiPath::GroupList) => (Route::Discovery, Ok(discovery::group_list())),
         Ok(ApiPath::Group(g)) => (Route::Discovery, Ok(discovery::group(g))),
@@ -220,6 +241,69 @@ async fn apis(State(s): State<AppState>, method: Method, req: Request) -> Respon
         ),
     };
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    if let Some(Kept { snapshot, key, .. }) = kept {
+        if response.status() == axum::http::StatusCode::OK {
+            response = keep(&s, &snapshot, &key, response).await;
+        }
+    }
     response.extensions_mut().insert(route);
     response
+}
+
+/// A metric answer that can be kept for its snapshot ([`crate::api::answers`]), and the kept
+/// bytes if there are some.
+struct Kept {
+    route: Route,
+    snapshot: std::sync::Arc<crate::source::snapshot::Snapshot>,
+    key: String,
+    body: Option<axum::body::Bytes>,
+}
+
+/// For a built-in metric asked without a `window`: the snapshot it is answered from and its
+/// kept answer, if any.
+async fn kept_answer(
+    s: &AppState,
+    parsed: &Result<ApiPath, ApiError>,
+    uri: &axum::http::Uri,
+) -> Option<Kept> {
+    let (route, metric) = match parsed {
+        Ok(ApiPath::Custom { metric, .. }) => (Route::Custom, metric),
+        Ok(ApiPath::External { metric, .. }) => (Route::External, metric),
+        _ => return None,
+    };
+    let windowed = uri.query().is_some_and(|q| q.contains("window"));
+    // Rehearsal overrides (--allow-writes) change answers without a new snapshot.
+    if windowed || s.overrides.is_some() || crate::source::catalogue::find(metric).is_none() {
+        return None;
+    }
+    let snapshot = s.broker.snapshot().await.ok()?;
+    let key = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let body = s.answers.get(&snapshot, key);
+    Some(Kept {
+        route,
+        snapshot,
+        key: if body.is_none() {
+            key.to_owned()
+        } else {
+            String::new()
+        },
+        body,
+    })
+}
+
+/// Keeps the bytes of a 200 answer for its snapshot, and answers with them.
+async fn keep(
+    s: &AppState,
+    snapshot: &std::sync::Arc<crate::source::snapshot::Snapshot>,
+    key: &str,
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            s.answers.put(snapshot, key, bytes.clone());
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(_) => ApiError::Internal("an answer could not be read back".into()).into_response(),
+    }
 }
