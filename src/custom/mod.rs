@@ -36,6 +36,10 @@ use sandbox::Sandbox;
 /// not come back (a script stuck in a slow [`Host::rpc`] cannot be interrupted by Rhai).
 const STUCK_GRACE: Duration = Duration::from_secs(1);
 
+/// How long the error of a run stopped by a limit (time, operations, memory...) is served before
+/// the metric runs again; an edit of its file runs it at once (a reload starts a new cache).
+pub const LIMIT_BACKOFF: Duration = Duration::from_secs(10);
+
 /// Limits and cache lifetime of custom metrics.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -265,8 +269,14 @@ impl Custom {
             return Err(timeout_error(&metric.name, settings));
         };
         if let Some(c) = cache.as_ref() {
+            // A run stopped by a limit is not tried again for a while: a runaway script would
+            // otherwise burn a core for --custom-metric-timeout after every --max-age.
+            let keep = match &c.result {
+                Err(CustomError::Limit { .. }) => settings.max_age.max(LIMIT_BACKOFF),
+                _ => settings.max_age,
+            };
             // Finished after we arrived: we waited for that very evaluation.
-            if c.finished >= arrived || c.finished.elapsed() < self.sandbox.settings.max_age {
+            if c.finished >= arrived || c.finished.elapsed() < keep {
                 return c.result.clone();
             }
         }
@@ -909,6 +919,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("held more than 1MiB of memory"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_run_stopped_by_a_limit_is_not_tried_again_for_the_backoff() {
+        let dir = TempDir::new("custom");
+        let text = "fn spin(flux) { flux.rpc(\"resource.status\"); loop {} }\nfn fine(flux) { flux.rpc(\"resource.status\"); 1 }\n";
+        let s = Settings {
+            max_operations: 10_000,
+            ..settings()
+        };
+        let c = Custom::load(&[script(&dir, "backoff", text)], BUILTIN, s).unwrap();
+        let host = Replay::new("busy");
+        let snap = Arc::new(snapshot("busy"));
+        for _ in 0..3 {
+            let h: Arc<dyn Host> = host.clone();
+            let e = c.value("spin", Arc::clone(&snap), h).await.unwrap_err();
+            assert!(matches!(e, CustomError::Limit { .. }), "{e:?}");
+        }
+        assert_eq!(
+            host.calls.load(Ordering::SeqCst),
+            1,
+            "the stopped script ran again"
+        );
+        // With --max-age 0 a metric that succeeds runs every time.
+        for _ in 0..3 {
+            let h: Arc<dyn Host> = host.clone();
+            assert_eq!(c.value("fine", Arc::clone(&snap), h).await, Ok(1.0));
+        }
+        assert_eq!(host.calls.load(Ordering::SeqCst), 4);
     }
 
     #[tokio::test]
