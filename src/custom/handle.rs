@@ -11,6 +11,33 @@ use super::Host;
 use crate::source::rlist::{IdSet, ResourceSet, hostlist_count};
 use crate::source::snapshot::{JobCounts, Snapshot};
 
+/// The broker RPCs a script may send without `--custom-metric-allow-rpc`: topics of flux-core's
+/// `resource`, `job-list` and `job-info` services that read state and answer once. Left out on
+/// purpose: everything that changes state (`job-manager.cancel`, `resource.drain`,
+/// `job-list.job-state-pause`...), streaming topics (`job-info.eventlog-watch`: a script reads
+/// one answer, and the watch would be left open on the broker), and the KVS (`kvs.lookup` reads
+/// any job's data and the instance's configuration).
+pub const READ_ONLY_RPCS: &[&str] = &[
+    "resource.status",
+    "resource.sched-status",
+    "sched.resource-status",
+    "job-list.list",
+    "job-list.list-id",
+    "job-list.list-attrs",
+    "job-list.job-stats",
+    "job-info.lookup",
+];
+
+/// Whether a script may send `topic`: a read-only topic, or one `allowed` names (exactly, or as
+/// `service.*`).
+pub(super) fn rpc_allowed(topic: &str, allowed: &[String]) -> bool {
+    READ_ONLY_RPCS.contains(&topic)
+        || allowed.iter().any(|a| match a.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('.') => topic.starts_with(prefix),
+            _ => a == topic,
+        })
+}
+
 /// The token `on_progress` stops a script with when its time is up.
 pub(super) const TIMEOUT_TOKEN: &str = "custom-metric-timeout";
 /// The token `on_progress` stops a script with when it holds more than its memory budget.
@@ -90,11 +117,11 @@ impl Flux {
     }
 
     fn rpc(&self, topic: &str, payload: Option<Map>) -> Result<Dynamic, Box<EvalAltResult>> {
-        if !super::sandbox::rpc_allowed(topic, &self.allow_rpc) {
+        if !rpc_allowed(topic, &self.allow_rpc) {
             return Err(format!(
                 "flux RPC {topic} is not allowed: custom metrics may send only read-only RPCs ({}); \
                  start the server with --custom-metric-allow-rpc {topic} to allow it",
-                super::sandbox::READ_ONLY_RPCS.join(", ")
+                READ_ONLY_RPCS.join(", ")
             )
             .into());
         }

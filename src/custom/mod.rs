@@ -14,8 +14,8 @@ mod sandbox;
 mod watch;
 
 pub use error::CustomError;
+pub use handle::READ_ONLY_RPCS;
 pub use host::Host;
-pub use sandbox::READ_ONLY_RPCS;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -867,9 +867,9 @@ mod tests {
                 "{allowed}: {e}"
             );
         }
-        assert!(sandbox::rpc_allowed("job-list.list", &[]));
-        assert!(!sandbox::rpc_allowed("job-list.job-state-pause", &[]));
-        assert!(!sandbox::rpc_allowed(
+        assert!(handle::rpc_allowed("job-list.list", &[]));
+        assert!(!handle::rpc_allowed("job-list.job-state-pause", &[]));
+        assert!(!handle::rpc_allowed(
             "kvs.lookup",
             &["kvs".into(), "kvs*".into()]
         ));

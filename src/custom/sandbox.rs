@@ -20,33 +20,6 @@ pub(super) const MAX_EXPR_DEPTH: (usize, usize) = (64, 32);
 /// Most variables alive at once in one evaluation.
 pub(super) const MAX_VARIABLES: usize = 10_000;
 
-/// The broker RPCs a script may send without `--custom-metric-allow-rpc`: topics of flux-core's
-/// `resource`, `job-list` and `job-info` services that read state and answer once. Left out on
-/// purpose: everything that changes state (`job-manager.cancel`, `resource.drain`,
-/// `job-list.job-state-pause`...), streaming topics (`job-info.eventlog-watch`: a script reads
-/// one answer, and the watch would be left open on the broker), and the KVS (`kvs.lookup` reads
-/// any job's data and the instance's configuration).
-pub const READ_ONLY_RPCS: &[&str] = &[
-    "resource.status",
-    "resource.sched-status",
-    "sched.resource-status",
-    "job-list.list",
-    "job-list.list-id",
-    "job-list.list-attrs",
-    "job-list.job-stats",
-    "job-info.lookup",
-];
-
-/// Whether a script may send `topic`: a read-only topic, or one `allowed` names (exactly, or as
-/// `service.*`).
-pub(super) fn rpc_allowed(topic: &str, allowed: &[String]) -> bool {
-    READ_ONLY_RPCS.contains(&topic)
-        || allowed.iter().any(|a| match a.strip_suffix('*') {
-            Some(prefix) if prefix.ends_with('.') => topic.starts_with(prefix),
-            _ => a == topic,
-        })
-}
-
 /// What every engine is made of: the settings, and Rhai's standard library, built once because
 /// building it is most of the cost of an engine (milliseconds).
 pub(super) struct Sandbox {

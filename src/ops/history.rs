@@ -13,18 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::rehearsal::Overrides;
-use super::values::Table;
+use super::values::{SeriesKey, Table};
 use crate::custom::{Custom, Host};
 use crate::source::broker::Broker;
-
-/// One series: a metric, for the whole instance or one queue.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SeriesKey {
-    /// Metric name.
-    pub metric: String,
-    /// Queue, for per-queue job series.
-    pub queue: Option<String>,
-}
 
 /// The values of every series at one moment.
 #[derive(Clone, Debug)]

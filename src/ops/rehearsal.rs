@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::history::SeriesKey;
+use super::values::SeriesKey;
 use super::values::{Table, Value};
 
 /// The overridden series and their values.

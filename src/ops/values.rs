@@ -11,6 +11,15 @@ use crate::custom::{Custom, Evaluated, Host};
 use crate::source::catalogue;
 use crate::source::snapshot::Snapshot;
 
+/// One series: a metric, for the whole instance or one queue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Metric name.
+    pub metric: String,
+    /// Queue, for per-queue job series.
+    pub queue: Option<String>,
+}
+
 /// A value as the table holds it: a catalogue count, or a custom metric's number.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Value {

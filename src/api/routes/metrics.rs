@@ -23,7 +23,7 @@ use crate::api::types::{
     CustomVersion, EXTERNAL_GROUP_VERSION, ExternalMetricValue, ExternalMetricValueList,
     LabelSelector, MetricValue, MetricValueList, Time,
 };
-use crate::ops::history::SeriesKey;
+use crate::ops::values::SeriesKey;
 use crate::source::catalogue::{self as metrics, Metric, QUEUE_LABEL};
 use crate::source::snapshot::Snapshot;
 

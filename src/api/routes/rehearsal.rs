@@ -18,8 +18,8 @@ use crate::api::error::ApiError;
 use crate::api::path::{self, ApiPath};
 use crate::api::quantity;
 use crate::api::selector::{Operator, Selector};
-use crate::ops::history::SeriesKey;
 use crate::ops::rehearsal::label;
+use crate::ops::values::SeriesKey;
 use crate::source::catalogue::{self, QUEUE_LABEL};
 
 /// The prefix of a write's path.

@@ -16,8 +16,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::AppState;
 use crate::api::error::ApiError;
-use crate::ops::history::{self, Aggregate, SeriesKey};
+use crate::ops::history::{self, Aggregate};
 use crate::ops::prometheus::{self, Exposition};
+use crate::ops::values::SeriesKey;
 
 /// Telemetry routes (and the dashboard's), behind the bearer token when one is configured.
 pub fn router(state: AppState) -> Router<AppState> {
