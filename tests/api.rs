@@ -26,37 +26,49 @@ const V1BETA1: &str = "/apis/custom.metrics.k8s.io/v1beta1";
 const EXTERNAL: &str = "/apis/external.metrics.k8s.io/v1beta1";
 
 /// Every metric's value in each scenario, in the order of [`SCENARIOS`]:
-/// idle, busy, drained, gpus-queues, many-jobs, elastic.
-const TRUTH: [(&str, [u64; 6]); 29] = [
-    ("node_up_count", [4, 4, 3, 4, 2, 4]),
-    ("node_free_count", [4, 4, 3, 4, 0, 2]),
-    ("node_cores_up_count", [8, 8, 6, 16, 4, 16]),
-    ("node_cores_free_count", [8, 5, 5, 5, 0, 6]),
-    ("job_queue_state_new_count", [0, 0, 0, 0, 0, 0]),
-    ("job_queue_state_depend_count", [0, 1, 0, 0, 0, 0]),
-    ("job_queue_state_priority_count", [0, 0, 0, 0, 0, 0]),
-    ("job_queue_state_sched_count", [0, 2, 0, 2, 3500, 3]),
-    ("job_queue_state_run_count", [0, 2, 1, 3, 1, 2]),
-    ("job_queue_state_cleanup_count", [0, 0, 0, 0, 0, 0]),
-    ("job_queue_state_inactive_count", [0, 2, 0, 0, 0, 0]),
-    ("node_idle_count", [4, 1, 2, 0, 0, 1]),
-    ("node_down_count", [0, 0, 1, 0, 0, 4]),
-    ("node_drained_count", [0, 0, 1, 0, 0, 0]),
-    ("node_allocated_count", [0, 3, 1, 4, 2, 3]),
-    ("node_gpus_up_count", [0, 0, 0, 8, 0, 0]),
-    ("node_gpus_free_count", [0, 0, 0, 6, 0, 0]),
-    ("node_cores_allocated_count", [0, 3, 1, 11, 4, 10]),
-    ("job_queue_pending_count", [0, 3, 0, 2, 3500, 3]),
-    ("job_successful_count", [0, 1, 0, 0, 0, 0]),
-    ("job_failed_count", [0, 1, 0, 0, 0, 0]),
-    ("job_canceled_count", [0, 0, 0, 0, 0, 0]),
-    ("job_timeout_count", [0, 0, 0, 0, 0, 0]),
-    ("job_pending_nodes_count", [0, 4, 0, 5, 250, 5]),
-    ("minicluster_min_size", [0, 3, 1, 4, 2, 3]),
-    ("minicluster_current_size", [4, 4, 4, 4, 2, 4]),
-    ("minicluster_desired_size", [1, 4, 1, 4, 2, 8]),
-    ("minicluster_safe_size", [4, 4, 3, 4, 2, 4]),
-    ("node_shrink_drained_count", [0, 0, 0, 0, 0, 0]),
+/// idle, busy, drained, gpus-queues, many-jobs, elastic, gpu-exclusive, queue-constrained,
+/// room-on-busy.
+const TRUTH: [(&str, [u64; 9]); 30] = [
+    ("node_up_count", [4, 4, 3, 4, 2, 4, 4, 4, 4]),
+    ("node_free_count", [4, 4, 3, 4, 0, 2, 4, 2, 4]),
+    ("node_cores_up_count", [8, 8, 6, 16, 4, 16, 16, 16, 16]),
+    ("node_cores_free_count", [8, 5, 5, 5, 0, 6, 12, 8, 8]),
+    ("job_queue_state_new_count", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ("job_queue_state_depend_count", [0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    (
+        "job_queue_state_priority_count",
+        [0, 0, 0, 0, 0, 0, 0, 0, 0],
+    ),
+    (
+        "job_queue_state_sched_count",
+        [0, 2, 0, 2, 3500, 3, 3, 2, 3],
+    ),
+    ("job_queue_state_run_count", [0, 2, 1, 3, 1, 2, 4, 1, 1]),
+    ("job_queue_state_cleanup_count", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    (
+        "job_queue_state_inactive_count",
+        [0, 2, 0, 0, 0, 0, 0, 0, 0],
+    ),
+    ("node_idle_count", [4, 1, 2, 0, 0, 1, 0, 2, 0]),
+    ("node_down_count", [0, 0, 1, 0, 0, 4, 4, 4, 4]),
+    ("node_drained_count", [0, 0, 1, 0, 0, 0, 0, 0, 0]),
+    ("node_allocated_count", [0, 3, 1, 4, 2, 3, 4, 2, 4]),
+    ("node_gpus_up_count", [0, 0, 0, 8, 0, 0, 8, 0, 0]),
+    ("node_gpus_free_count", [0, 0, 0, 6, 0, 0, 0, 0, 0]),
+    ("node_cores_allocated_count", [0, 3, 1, 11, 4, 10, 4, 8, 8]),
+    ("job_queue_pending_count", [0, 3, 0, 2, 3500, 3, 3, 2, 3]),
+    ("job_successful_count", [0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    ("job_failed_count", [0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    ("job_canceled_count", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ("job_timeout_count", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ("job_pending_nodes_count", [0, 4, 0, 5, 250, 5, 3, 2, 6]),
+    // The older recordings have no submission times; the newer ones were recorded 1 s after.
+    ("job_oldest_wait_seconds", [0, 0, 0, 0, 0, 0, 1, 1, 1]),
+    ("minicluster_min_size", [0, 3, 1, 4, 2, 3, 4, 2, 4]),
+    ("minicluster_current_size", [4, 4, 4, 4, 2, 4, 4, 4, 4]),
+    ("minicluster_desired_size", [1, 4, 1, 4, 2, 7, 7, 5, 7]),
+    ("minicluster_safe_size", [4, 4, 3, 4, 2, 4, 4, 4, 4]),
+    ("node_shrink_drained_count", [0, 0, 0, 0, 0, 0, 0, 0, 0]),
 ];
 
 /// The value of `metric` in `scenario` according to [`TRUTH`].
@@ -390,6 +402,21 @@ async fn every_metric_matches_the_truth_table_in_many_jobs() {
 #[tokio::test]
 async fn every_metric_matches_the_truth_table_in_elastic() {
     every_metric_matches_the_truth_table("elastic").await;
+}
+
+#[tokio::test]
+async fn every_metric_matches_the_truth_table_in_gpu_exclusive() {
+    every_metric_matches_the_truth_table("gpu-exclusive").await;
+}
+
+#[tokio::test]
+async fn every_metric_matches_the_truth_table_in_queue_constrained() {
+    every_metric_matches_the_truth_table("queue-constrained").await;
+}
+
+#[tokio::test]
+async fn every_metric_matches_the_truth_table_in_room_on_busy() {
+    every_metric_matches_the_truth_table("room-on-busy").await;
 }
 
 #[tokio::test]

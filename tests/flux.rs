@@ -322,7 +322,7 @@ fn parse_resource_list(lines: &[String]) -> BTreeMap<String, ResourceLine> {
         .collect()
 }
 
-/// One line of `flux jobs -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}'`.
+/// One line of `flux jobs -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}|{t_submit}'`.
 #[derive(Debug)]
 struct JobLine {
     state: String,
@@ -330,6 +330,7 @@ struct JobLine {
     ncores: Option<u64>,
     urgency: i64,
     result: String,
+    t_submit: f64,
 }
 
 fn parse_jobs(lines: &[String]) -> Vec<JobLine> {
@@ -337,7 +338,7 @@ fn parse_jobs(lines: &[String]) -> Vec<JobLine> {
         .iter()
         .map(|l| {
             let f: Vec<&str> = l.split('|').map(str::trim).collect();
-            assert_eq!(f.len(), 6, "unexpected `flux jobs` line {l:?}");
+            assert_eq!(f.len(), 7, "unexpected `flux jobs` line {l:?}");
             let opt = |s: &str| -> Option<u64> {
                 (!s.is_empty()).then(|| s.parse().unwrap_or_else(|_| panic!("{l:?}")))
             };
@@ -347,6 +348,7 @@ fn parse_jobs(lines: &[String]) -> Vec<JobLine> {
                 ncores: opt(f[3]),
                 urgency: f[4].parse().unwrap_or_else(|_| panic!("{l:?}")),
                 result: f[5].to_owned(),
+                t_submit: f[6].parse().unwrap_or_else(|_| panic!("{l:?}")),
             }
         })
         .collect()
@@ -426,7 +428,7 @@ tools() {
     say "jobs-stats $1"
     flux jobs --stats-only || true
     say "jobs $1"
-    flux jobs -A -a -c 0 -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}'
+    flux jobs -A -a -c 0 -no '{id}|{state}|{nnodes}|{ncores}|{urgency}|{result}|{t_submit}'
 }
 tools before
 say "cores-per-rank"
@@ -435,8 +437,12 @@ while [ "$r" -lt "$SIZE" ]; do
     echo "$r $(flux resource list -s all -i "$r" -no '{ncores} {ngpus}')"
     r=$((r + 1))
 done
+say "clock-before"
+date +%s.%N
 say "get"
 "$FMA_BIN" get -o json
+say "clock-after"
+date +%s.%N
 tools after
 say "human-readable"
 flux resource list
@@ -509,6 +515,7 @@ fn expected(
     let idle = up.ranks.difference(&allocated.ranks).count() as u64;
     let min_size = allocated.ranks.last().map_or(0, |r| u64::from(*r) + 1);
     let (depend, priority, sched) = (in_state("DEPEND"), in_state("PRIORITY"), in_state("SCHED"));
+    let mut problems_early = Vec::new();
     let (mut demand_nodes, mut demand_cores) = (0, 0);
     for j in &jobs {
         if (j.state == "PRIORITY" || j.state == "SCHED") && j.urgency > 0 {
@@ -519,9 +526,35 @@ fn expected(
         }
     }
     let pending_nodes = demand_nodes + demand_cores.div_ceil(max_cores.max(1));
-    let desired = all
-        .nnodes
-        .min(min_size.max(allocated.nnodes + pending_nodes).max(1));
+    // The desired size places the waiting jobs first-fit beside what runs; in this scenario the
+    // widest waiting job asks for more nodes than are not drained, so it fits nowhere and the
+    // size is the whole set (checked below, or this derivation does not hold).
+    let widest = jobs
+        .iter()
+        .filter(|j| (j.state == "PRIORITY" || j.state == "SCHED") && j.urgency > 0)
+        .filter_map(|j| j.nnodes)
+        .max()
+        .unwrap_or(0);
+    let undrained = all.nnodes - drained;
+    if widest <= undrained {
+        problems_early.push(format!(
+            "the scenario's widest waiting job asks for {widest} nodes, which {undrained} undrained nodes can hold: the desired size is not the whole set"
+        ));
+    }
+    let desired = all.nnodes;
+    // How long the oldest runnable waiting job has waited when `get` ran.
+    let oldest_submit = jobs
+        .iter()
+        .filter(|j| (j.state == "PRIORITY" || j.state == "SCHED") && j.urgency > 0)
+        .map(|j| j.t_submit)
+        .fold(f64::INFINITY, f64::min);
+    let clock = |section: &str| -> f64 {
+        out[section]
+            .first()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected {section} section {:?}", out[section]))
+    };
+    let oldest_wait = (clock("clock-before") - oldest_submit).floor().max(0.0) as u64;
     // Ranks a job can still land on (any state but drained, offline, excluded), or that run one.
     let mut open: BTreeSet<u32> = allocated.ranks.clone();
     for l in &out["resource-status before"] {
@@ -548,7 +581,7 @@ fn expected(
     // `flux jobs --stats` folds canceled and timed-out jobs into "failed" and cleanup into
     // "running"; the per-state and per-result counts come from the job listing, and must add up
     // to what --stats says.
-    let mut problems = Vec::new();
+    let mut problems = problems_early;
     let (successful, failed, canceled, timeout) = (
         with_result("COMPLETED"),
         with_result("FAILED"),
@@ -691,9 +724,16 @@ fn expected(
             e(
                 desired,
                 &format!(
-                    "min(all {}, max(min size {min_size}, allocated {} + pending {pending_nodes}, 1))",
-                    all.nnodes, allocated.nnodes
+                    "the {widest}-node job fits on no {undrained} undrained nodes: all {}",
+                    all.nnodes
                 ),
+            ),
+        ),
+        (
+            "job_oldest_wait_seconds",
+            e(
+                oldest_wait,
+                "date when get ran - the oldest t_submit of flux jobs' PRIORITY/SCHED jobs with urgency > 0 (give or take the seconds get took)",
             ),
         ),
         (
@@ -797,20 +837,30 @@ fn live_metrics_match_flux_tools() {
         "the test instance has no named queues\n{report}"
     );
 
+    let clock = |section: &str| -> f64 {
+        out[section]
+            .first()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the script printed no time in {section}\n{report}"))
+    };
+    let (clock_before, clock_after) = (clock("clock-before"), clock("clock-after"));
     let mut table = String::new();
     for (name, (value, how)) in &want {
         let ours = get["metrics"][name].as_u64();
-        let mark = if ours == Some(*value) {
-            "ok"
+        // A wait is measured on the clock: `get` read it between the two `date`s.
+        let slack = if *name == "job_oldest_wait_seconds" {
+            (clock_after - clock_before).ceil() as u64 + 1
         } else {
-            "MISMATCH"
+            0
         };
+        let agrees = ours.is_some_and(|o| o >= *value && o <= value + slack);
+        let mark = if agrees { "ok" } else { "MISMATCH" };
         let _ = writeln!(
             table,
             "{mark:8} {name:32} flux {value:>3}  ours {:>3}  ({how})",
             ours.map_or("-".into(), |v| v.to_string())
         );
-        if ours != Some(*value) {
+        if !agrees {
             problems.push(format!(
                 "{name}: flux's tools say {value} ({how}), `flux-metrics-api get` says {ours:?}"
             ));
@@ -881,6 +931,8 @@ fn live_metrics_match_flux_tools() {
     for (name, (value, how)) in &want {
         match external_value(port, name) {
             Ok(v) if v == *value => {}
+            // The server answers after `get`: the oldest job has waited longer by then.
+            Ok(v) if *name == "job_oldest_wait_seconds" && v > *value => {}
             Ok(v) => problems.push(format!(
                 "{name}: flux's tools say {value} ({how}), the server's external metrics API says {v}"
             )),
@@ -1105,8 +1157,10 @@ fn a_recorded_directory_replays_to_the_live_values() {
     assert_eq!(
         files,
         [
+            "job-info.lookup.json",
             "job-list.job-stats.json",
             "job-list.list.json",
+            "recorded-at",
             "resource.sched-status.json",
             "resource.status.json"
         ],
@@ -1209,9 +1263,10 @@ fn wait_for_drains(
 
 /// `--drain-before-shrink` on 8 live brokers: an administrator's drain of rank 6, a job pinned
 /// to rank 5, nothing else. N is 1, so after the delay ranks 1-5 and 7 are drained (5 keeps
-/// its job: draining); a 4-node job raises N and, after the grace, gets ranks 1-3 back; an
-/// administrator's undrain of rank 7 is respected; SIGTERM undrains the rest, and rank 6 keeps
-/// its maintenance drain throughout.
+/// its job: draining); a 4-node job raises N and, after the grace, gets ranks 1-3 back; once it
+/// runs N is 1 again and ranks 1-3 are drained again (the job runs on); an administrator's
+/// undrain of rank 7 is respected; SIGTERM undrains the rest, and rank 6 keeps its maintenance
+/// drain throughout.
 #[test]
 fn live_drain_before_shrink() {
     let Some(flux) = flux_or_skip() else { return };
@@ -1317,13 +1372,23 @@ fn live_drain_before_shrink() {
         problems.push("the 4-node job never started".into());
     }
 
-    // An administrator undrains rank 7: it stays undrained while N does not drop.
+    // An administrator undrains rank 7: it stays undrained while N does not drop below the
+    // size its drain was for (1). Once the 4-node job runs nothing waits, so N is 1 again and,
+    // after the delay, ranks 1-3 are drained again (the job runs on there: draining).
     f(&["resource", "undrain", "7"]);
     std::thread::sleep(Duration::from_secs(8)); // more than twice --shrink-delay
     let d = drains_at(&flux, &uri);
     let _ = writeln!(seen, "after `flux resource undrain 7`: {d:?}");
-    if ours(&d) != idset("4-5") {
-        problems.push(format!("rank 7 was drained again, or more changed: {d:?}"));
+    if ours(&d) != idset("1-5") {
+        problems.push(format!(
+            "want ranks 1-5 drained for a shrink and rank 7 left alone: {d:?}"
+        ));
+    }
+    let state = f(&["jobs", "-no", "{state}", wide]);
+    if state.trim() != "RUN" {
+        problems.push(format!(
+            "the 4-node job should run on (draining), it is {state}"
+        ));
     }
 
     // SIGTERM: this server's drains are lifted; the administrator's stays.

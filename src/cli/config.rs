@@ -54,15 +54,15 @@ impl From<&LiveArgs> for Source {
     }
 }
 
-/// Broker settings with no cache (what one-shot commands want) for `source`.
+/// Broker settings with no cache and every jobspec read in the first round (what one-shot
+/// commands want) for `source`.
 fn settings(source: Source, live: &LiveArgs) -> anyhow::Result<Settings> {
     if live.flux_timeout.is_zero() {
         bail!("--flux-timeout must be more than 0");
     }
     Ok(Settings {
-        source,
-        max_age: Duration::ZERO,
-        timeout: live.flux_timeout,
+        jobspecs_per_round: usize::MAX,
+        ..Settings::new(source, Duration::ZERO, live.flux_timeout)
     })
 }
 
@@ -70,7 +70,16 @@ impl TryFrom<&BrokerArgs> for Settings {
     type Error = anyhow::Error;
 
     fn try_from(b: &BrokerArgs) -> anyhow::Result<Settings> {
-        settings(Source::try_from(b)?, &b.live)
+        if b.stuck_after.is_zero() {
+            bail!(
+                "--stuck-after must be more than 0: it is how long a job may wait where the \
+                 demand model says it fits before it counts as needing new nodes"
+            );
+        }
+        Ok(Settings {
+            stuck_after: b.stuck_after,
+            ..settings(Source::try_from(b)?, &b.live)?
+        })
     }
 }
 
@@ -194,6 +203,8 @@ impl TryFrom<StartArgs> for Config {
         } else {
             a.max_age
         };
+        // A server reads new jobspecs a few hundred a round, so that no round waits long.
+        broker.jobspecs_per_round = crate::source::broker::DEFAULT_JOBSPECS_PER_ROUND;
         Ok(Config {
             host: a.host,
             port: a.port,

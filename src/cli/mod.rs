@@ -176,6 +176,11 @@ pub struct BrokerArgs {
     /// them) instead of a live broker
     #[arg(long, env = "FLUX_METRICS_REPLAY", value_name = "DIR")]
     pub replay: Option<PathBuf>,
+    /// A runnable job that the demand model places on the running nodes but that has waited
+    /// this long counts as needing new nodes of its own, so that a model that disagrees with
+    /// the scheduler costs nodes for a while, never a job that waits forever
+    #[arg(long, env = "FLUX_METRICS_STUCK_AFTER", default_value = "5m", value_parser = duration::parse, value_name = "DURATION")]
+    pub stuck_after: Duration,
 }
 
 /// Custom metric scripts; shared by `start`, `get`, `record` and `check`.

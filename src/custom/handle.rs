@@ -78,6 +78,8 @@ fn jobs_map(j: &JobCounts) -> Map {
         ("canceled", int(j.canceled)),
         ("timeout", int(j.timeout)),
         ("pending_nodes", int(j.pending_nodes)),
+        ("needed_size", int(j.needed_size)),
+        ("oldest_wait_seconds", int(j.oldest_wait_seconds)),
     ])
 }
 

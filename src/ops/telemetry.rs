@@ -209,6 +209,12 @@ impl Telemetry {
             "Broker rounds or connection attempts that failed.",
             &stats.failures,
         );
+        counter(
+            out,
+            "jobspecs_read_total",
+            "Jobspecs of waiting jobs read (job-info.lookup) and understood.",
+            &stats.jobspecs_read,
+        );
         let gauge = |out: &mut Exposition, name: &str, help: &str, v: &dyn std::fmt::Display| {
             let name = format!("{p}_{name}");
             out.family(&name, Kind::Gauge, help);
@@ -220,6 +226,12 @@ impl Telemetry {
             "broker_round_duration_seconds",
             "Duration of the last successful round of broker RPCs.",
             &last,
+        );
+        gauge(
+            out,
+            "jobs_without_jobspec",
+            "Runnable waiting jobs of the last round counted by their job-list entry, their jobspec not read (yet).",
+            &stats.jobs_without_jobspec.load(Ordering::Relaxed),
         );
         let latest = broker.latest();
         gauge(
@@ -271,11 +283,11 @@ mod tests {
         t.record(Route::Custom, 200, Duration::from_millis(3));
         t.record(Route::Custom, 418, Duration::from_millis(3));
         let mut out = Exposition::new();
-        let broker = crate::source::broker::Broker::start(crate::source::broker::Settings {
-            source: crate::source::broker::Source::Replay("/nonexistent".into()),
-            max_age: Duration::ZERO,
-            timeout: Duration::from_secs(1),
-        })
+        let broker = crate::source::broker::Broker::start(crate::source::broker::Settings::new(
+            crate::source::broker::Source::Replay("/nonexistent".into()),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        ))
         .unwrap();
         t.write(&mut out, &broker);
         broker.stop();

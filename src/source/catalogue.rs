@@ -15,8 +15,9 @@ pub enum Compute {
     Nodes(fn(&NodeCounts) -> u64),
     /// A job counter; may be narrowed to one queue with the `queue` label.
     Jobs(fn(&JobCounts) -> u64),
-    /// A property of the whole instance that combines resources and jobs; takes no labels.
-    Cluster(fn(&Snapshot) -> u64),
+    /// A size of the MiniCluster for the waiting jobs of the whole instance, or of one queue
+    /// with the `queue` label: combines the resources with a job counter.
+    Size(fn(&Snapshot, &JobCounts) -> u64),
 }
 
 /// One metric of the catalogue.
@@ -33,7 +34,7 @@ pub struct Metric {
 impl Metric {
     /// Whether the metric accepts the `queue` label.
     pub fn has_queue_label(&self) -> bool {
-        matches!(self.compute, Compute::Jobs(_))
+        matches!(self.compute, Compute::Jobs(_) | Compute::Size(_))
     }
 
     /// The metric's value in `snapshot`, narrowed to `queue` when given.
@@ -44,9 +45,9 @@ impl Metric {
     pub fn value(&self, snapshot: &Snapshot, queue: Option<&str>) -> Result<u64, ValueError> {
         match (self.compute, queue) {
             (Compute::Jobs(f), q) => Ok(f(snapshot.job_counts(q)?)),
-            (_, Some(_)) => Err(ValueError::NoQueueLabel(self.name)),
+            (Compute::Size(f), q) => Ok(f(snapshot, snapshot.job_counts(q)?)),
+            (Compute::Nodes(_), Some(_)) => Err(ValueError::NoQueueLabel(self.name)),
             (Compute::Nodes(f), None) => Ok(f(&snapshot.nodes)),
-            (Compute::Cluster(f), None) => Ok(f(snapshot)),
         }
     }
 }
@@ -59,7 +60,7 @@ pub enum ValueError {
     UnknownQueue(#[from] UnknownQueue),
     /// The metric describes the whole instance and has no queue label.
     #[error(
-        "metric {0} describes the whole Flux instance and has no queue label; only job_* metrics can be narrowed to a queue"
+        "metric {0} describes the whole Flux instance and has no queue label; only job_* metrics and minicluster_desired_size can be narrowed to a queue"
     )]
     NoQueueLabel(&'static str),
 }
@@ -180,8 +181,13 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     jobs!(
         "job_pending_nodes_count",
-        "Nodes that waiting jobs (PRIORITY or SCHED, not held) ask for; core-only requests are converted to nodes of the largest size.",
+        "Nodes that runnable waiting jobs (PRIORITY or SCHED, not held) ask for, by their jobspecs: node requests (exclusive ones too) in nodes, the rest as their cores or GPUs in nodes of the largest size, whichever is more.",
         |j| j.pending_nodes
+    ),
+    jobs!(
+        "job_oldest_wait_seconds",
+        "Seconds since the submission of the oldest runnable waiting job (PRIORITY or SCHED, not held), or 0.",
+        |j| j.oldest_wait_seconds
     ),
     nodes!(
         "minicluster_min_size",
@@ -195,8 +201,8 @@ pub const CATALOGUE: &[Metric] = &[
     ),
     Metric {
         name: "minicluster_desired_size",
-        help: "Nodes Flux needs: min(all nodes, max(minicluster_min_size, allocated + pending nodes, 1)); with --drain-before-shrink never below minicluster_safe_size.",
-        compute: Compute::Cluster(Snapshot::desired_size),
+        help: "The smallest size every runnable waiting job fits in, first-fit in the scheduler's order beside what runs now (of one queue with the queue label); never below minicluster_min_size (with --drain-before-shrink, minicluster_safe_size), at least 1.",
+        compute: Compute::Size(Snapshot::desired_size_for),
     },
     nodes!(
         "minicluster_safe_size",

@@ -4,11 +4,13 @@
 //! [`Snapshot`] from the raw answers ([`Answers`]); handlers only read it. Semantics follow
 //! `flux resource list` and `flux jobs --stats` (see `tests/fixtures/README.md`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::source::demand::{Nodes, Pool, Resources, Shape, Waiting};
 use crate::source::rlist::{IdSet, ResourceSet, RlistError};
 
 /// RPC topic of the scheduler's view of resources (all / down / allocated).
@@ -21,6 +23,13 @@ pub const TOPIC_RESOURCE_STATUS: &str = "resource.status";
 pub const TOPIC_JOB_STATS: &str = "job-list.job-stats";
 /// RPC topic of the job-list module's job listing.
 pub const TOPIC_JOB_LIST: &str = "job-list.list";
+/// RPC topic that reads a job's jobspec (and other keys) from the KVS.
+pub const TOPIC_JOB_INFO_LOOKUP: &str = "job-info.lookup";
+
+/// Default `--stuck-after`: how long a runnable job the demand model places on the running nodes
+/// may wait before it counts as needing new nodes of its own (docs/autoscaling.md). A scheduler
+/// starts a job that fits within seconds; five minutes is far longer, and short beside HPC jobs.
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(300);
 
 /// Flux job state bits (`flux_job_state_t`).
 const STATE_DEPEND: u32 = 2;
@@ -35,9 +44,15 @@ pub fn job_list_payload() -> String {
         "states": STATE_DEPEND | STATE_PRIORITY | STATE_SCHED,
         "results": 0,
         "userid": u32::MAX, // FLUX_USERID_UNKNOWN: all users
-        "attrs": ["state", "nnodes", "ntasks", "ncores", "urgency", "priority", "queue"],
+        "attrs": ["state", "nnodes", "ntasks", "ncores", "urgency", "priority", "queue", "t_submit", "t_sched"],
     })
     .to_string()
+}
+
+/// Payload of the `job-info.lookup` RPC for the jobspec of job `id`, as it is now (with the
+/// updates `flux update` made since submission: `FLUX_JOB_LOOKUP_CURRENT`).
+pub fn jobspec_lookup_payload(id: u64) -> String {
+    serde_json::json!({"id": id, "keys": ["jobspec"], "flags": 2}).to_string()
 }
 
 /// The raw JSON text of the answers of one round, by RPC.
@@ -51,7 +66,14 @@ pub struct Answers {
     pub job_stats: String,
     /// `job-list.list` with [`job_list_payload`].
     pub job_list: String,
+    /// For recorded answers, when they were recorded (the `recorded-at` file of a replay
+    /// directory): the clock that job ages are measured on, so that a replay shows them as they
+    /// were. `None` for a live broker: ages are measured at `taken_at`.
+    pub recorded_at: Option<DateTime<Utc>>,
 }
+
+/// The file of a recording that says when it was made (RFC 3339), read by replay.
+pub const RECORDED_AT_FILE: &str = "recorded-at";
 
 /// An answer that could not be understood.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,8 +108,16 @@ pub struct JobCounts {
     pub canceled: u64,
     /// Inactive jobs that ran out of time.
     pub timeout: u64,
-    /// Nodes that the waiting jobs ask for (see [`Snapshot::parse`]).
+    /// Nodes that the runnable waiting jobs ask for ([`crate::source::demand`]).
     pub pending_nodes: u64,
+    /// The smallest size the runnable waiting jobs fit in beside what runs now, at least 1
+    /// (N, before the floor of [`NodeCounts::min_size`]; [`crate::source::demand`]).
+    pub needed_size: u64,
+    /// Seconds the oldest runnable waiting job has waited since its submission, or 0.
+    pub oldest_wait_seconds: u64,
+    /// Runnable waiting jobs counted by their `job-list` entry because their jobspec is not
+    /// read (yet, or at all).
+    pub unshaped: u64,
 }
 
 impl JobCounts {
@@ -243,13 +273,16 @@ struct JobStats {
     queues: Vec<QueueStats>,
 }
 
+/// The pending jobs of a `job-list.list` answer ([`job_list_payload`]).
 #[derive(Deserialize)]
-struct JobList {
+pub struct Listing {
     jobs: Vec<PendingJob>,
 }
 
 #[derive(Deserialize)]
 struct PendingJob {
+    #[serde(default)]
+    id: u64,
     state: u32,
     #[serde(default)]
     nnodes: Option<u64>,
@@ -258,7 +291,73 @@ struct PendingJob {
     #[serde(default)]
     urgency: i64,
     #[serde(default)]
+    priority: i64,
+    #[serde(default)]
     queue: Option<String>,
+    #[serde(default)]
+    t_submit: f64,
+    #[serde(default)]
+    t_sched: Option<f64>,
+}
+
+impl PendingJob {
+    /// Whether the job waits for resources only: PRIORITY or SCHED and not held (urgency 0).
+    /// Jobs waiting on dependencies and held jobs ask for nothing yet.
+    fn runnable(&self) -> bool {
+        (self.state == STATE_PRIORITY || self.state == STATE_SCHED) && self.urgency > 0
+    }
+}
+
+impl Listing {
+    /// Parses a `job-list.list` answer.
+    ///
+    /// # Errors
+    /// A [`ParseError`] for `job-list.list` when the answer is malformed.
+    pub fn parse(text: &str) -> Result<Listing, ParseError> {
+        json(TOPIC_JOB_LIST, text)
+    }
+
+    /// The ids of every listed job (any pending state).
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.jobs.iter().map(|j| j.id)
+    }
+
+    /// The ids of the runnable waiting jobs, in the scheduler's order: whose jobspecs matter.
+    pub fn runnable_ids(&self) -> Vec<u64> {
+        self.in_order().map(|j| j.id).collect()
+    }
+
+    /// The runnable waiting jobs, in the scheduler's order: priority (highest first), then
+    /// submission (job ids grow with submission time).
+    fn in_order(&self) -> impl Iterator<Item = &PendingJob> {
+        let mut jobs: Vec<&PendingJob> = self.jobs.iter().filter(|j| j.runnable()).collect();
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.t_submit.total_cmp(&b.t_submit))
+                .then(a.id.cmp(&b.id))
+        });
+        jobs.into_iter()
+    }
+}
+
+/// What the demand model is given besides the answers of a round.
+#[derive(Clone, Copy, Debug)]
+pub struct DemandInputs<'a> {
+    /// The shape of each waiting job whose jobspec was read, by job id; jobs without one count
+    /// by their `job-list` entry ([`Shape::from_listing`]).
+    pub shapes: Option<&'a HashMap<u64, Shape>>,
+    /// `--stuck-after` ([`DEFAULT_STUCK_AFTER`]).
+    pub stuck_after: Duration,
+}
+
+impl Default for DemandInputs<'_> {
+    fn default() -> Self {
+        DemandInputs {
+            shapes: None,
+            stuck_after: DEFAULT_STUCK_AFTER,
+        }
+    }
 }
 
 impl From<&Stats> for JobCounts {
@@ -275,7 +374,7 @@ impl From<&Stats> for JobCounts {
             failed: s.failed,
             canceled: s.canceled,
             timeout: s.timeout,
-            pending_nodes: 0,
+            ..JobCounts::default()
         }
     }
 }
@@ -298,33 +397,6 @@ fn rset(
     })
 }
 
-/// What waiting jobs ask for, in nodes and (for jobs that give no node count) in cores.
-#[derive(Default, Clone, Copy)]
-struct Demand {
-    nodes: u64,
-    cores: u64,
-}
-
-impl Demand {
-    fn add(&mut self, job: &PendingJob) {
-        match (job.nnodes, job.ncores) {
-            (Some(n), _) => self.nodes = self.nodes.saturating_add(n),
-            (None, Some(c)) => self.cores = self.cores.saturating_add(c),
-            // A job that states neither asks for at least one core.
-            (None, None) => self.cores = self.cores.saturating_add(1),
-        }
-    }
-
-    /// Cores are converted into nodes of the largest size, rounded up once for the whole sum.
-    fn in_nodes(self, cores_per_node: u64) -> u64 {
-        let core_nodes = match cores_per_node {
-            0 => self.cores, // no cores known: one node per core is the conservative guess
-            c => self.cores.div_ceil(c),
-        };
-        self.nodes.saturating_add(core_nodes)
-    }
-}
-
 impl Snapshot {
     /// Parses the answers of one round taken at `taken_at`.
     ///
@@ -332,6 +404,21 @@ impl Snapshot {
     /// A [`ParseError`] naming the RPC whose answer is malformed (wrong types, bad idsets,
     /// absurd sizes).
     pub fn parse(a: &Answers, taken_at: DateTime<Utc>) -> Result<Snapshot, ParseError> {
+        let listing = Listing::parse(&a.job_list)?;
+        Snapshot::build(a, &listing, DemandInputs::default(), taken_at)
+    }
+
+    /// [`Snapshot::parse`] with the job listing already parsed and what the demand model
+    /// knows about the waiting jobs' shapes.
+    ///
+    /// # Errors
+    /// As [`Snapshot::parse`].
+    pub fn build(
+        a: &Answers,
+        listing: &Listing,
+        demand: DemandInputs<'_>,
+        taken_at: DateTime<Utc>,
+    ) -> Result<Snapshot, ParseError> {
         let t = TOPIC_SCHED_STATUS;
         let sched: SchedStatus = json(t, &a.sched_status)?;
         let all = rset(t, "all", &sched.all)?;
@@ -355,7 +442,7 @@ impl Snapshot {
             .iter()
             .zip(status.drain.values())
             .filter_map(|(ranks, info)| {
-                let size = crate::source::shrink::size_of_reason(info.reason.as_deref()?)?;
+                let size = crate::source::shrink::reason::size_of_reason(info.reason.as_deref()?)?;
                 Some((ranks.clone(), size))
             })
             .collect();
@@ -405,25 +492,64 @@ impl Snapshot {
             .map(|q| (q.name.clone(), JobCounts::from(&q.stats)))
             .collect();
 
-        let list: JobList = json(TOPIC_JOB_LIST, &a.job_list)?;
-        let mut demand = Demand::default();
-        let mut queue_demand: BTreeMap<&str, Demand> = BTreeMap::new();
-        for job in &list.jobs {
-            let waiting = job.state == STATE_PRIORITY || job.state == STATE_SCHED;
-            if !waiting || job.urgency <= 0 {
-                continue; // held jobs (urgency 0) and jobs waiting on dependencies ask for nothing yet
-            }
-            demand.add(job);
-            if let Some(q) = job.queue.as_deref() {
-                queue_demand.entry(q).or_default().add(job);
-            }
-        }
-        let per_node = all.max_cores_per_node();
-        jobs.pending_nodes = demand.in_nodes(per_node);
-        for (name, d) in queue_demand {
-            if let Some(q) = queues.get_mut(name) {
-                q.pending_nodes = d.in_nodes(per_node);
-            }
+        let properties = crate::source::rlist::properties(&sched.all).map_err(|e| ParseError {
+            topic: TOPIC_SCHED_STATUS,
+            message: format!("all: {e}"),
+        })?;
+        let shrink_drained = IdSet::union_all(shrink_drains.iter().map(|(r, _)| r));
+        let closed = drained.difference(&shrink_drained).union(&excluded);
+        let pool = Pool::new(&Resources {
+            all: &all,
+            allocated: &allocated,
+            online: &online,
+            closed: &closed,
+            current_size: nodes.current_size,
+        });
+        let no_hosts = BTreeMap::new();
+        let constraint_nodes = Nodes {
+            properties: &properties,
+            hostnames: hostnames.as_ref().unwrap_or(&no_hosts),
+        };
+        let now = a.recorded_at.unwrap_or(taken_at).timestamp_micros() as f64 / 1e6;
+        // The shape of every runnable job, in the scheduler's order.
+        let runnable: Vec<(&PendingJob, std::borrow::Cow<'_, Shape>)> = listing
+            .in_order()
+            .map(|j| {
+                let shape = match demand.shapes.and_then(|s| s.get(&j.id)) {
+                    Some(s) => std::borrow::Cow::Borrowed(s),
+                    None => std::borrow::Cow::Owned(Shape::from_listing(j.nnodes, j.ncores)),
+                };
+                (j, shape)
+            })
+            .collect();
+        let known = |j: &PendingJob| demand.shapes.is_some_and(|s| s.contains_key(&j.id));
+        let model = |counts: &mut JobCounts, queue: Option<&str>| {
+            let jobs: Vec<(&PendingJob, &Shape)> = runnable
+                .iter()
+                .filter(|(j, _)| queue.is_none() || j.queue.as_deref() == queue)
+                .map(|(j, s)| (*j, s.as_ref()))
+                .collect();
+            let waiting: Vec<Waiting<'_>> = jobs
+                .iter()
+                .map(|(j, shape)| Waiting {
+                    shape,
+                    // The model's clock starts when the job could first be scheduled.
+                    since: j.t_sched.or(Some(j.t_submit)).filter(|t| *t > 0.0),
+                })
+                .collect();
+            counts.pending_nodes = pool.pending_nodes(jobs.iter().map(|(_, s)| *s));
+            counts.needed_size = pool.size(&waiting, &constraint_nodes, now, demand.stuck_after);
+            counts.oldest_wait_seconds = jobs
+                .iter()
+                .filter(|(j, _)| j.t_submit > 0.0)
+                .map(|(j, _)| (now - j.t_submit).max(0.0) as u64)
+                .max()
+                .unwrap_or(0);
+            counts.unshaped = jobs.iter().filter(|(j, _)| !known(j)).count() as u64;
+        };
+        model(&mut jobs, None);
+        for (name, counts) in &mut queues {
+            model(counts, Some(name));
         }
 
         Ok(Snapshot {
@@ -460,13 +586,22 @@ impl Snapshot {
         }
     }
 
-    /// The size the MiniCluster should have: enough nodes for running and waiting work, never
-    /// below the highest allocated rank, never above the whole resource set, at least 1.
+    /// The size the MiniCluster should have (`minicluster_desired_size`): the size the waiting
+    /// jobs fit in ([`JobCounts::needed_size`]), never below the highest allocated rank + 1
+    /// (nor, with the drain-before-shrink loop, below [`NodeCounts::safe_size`]), never above
+    /// the whole resource set, at least 1.
     pub fn desired_size(&self) -> u64 {
+        self.desired_size_for(&self.jobs)
+    }
+
+    /// [`Snapshot::desired_size`] for the jobs of `counts` (the whole instance's or one
+    /// queue's).
+    pub fn desired_size_for(&self, counts: &JobCounts) -> u64 {
         let n = &self.nodes;
-        let want = n.allocated.saturating_add(self.jobs.pending_nodes);
         let safe = if self.shrink_floor { n.safe_size } else { 0 };
-        n.all.min(n.min_size.max(want).max(safe).max(1))
+        n.all
+            .min(counts.needed_size.max(n.min_size).max(safe))
+            .max(1)
     }
 
     /// The size Flux needs without the floor of the highest allocated rank (N): what
@@ -476,9 +611,7 @@ impl Snapshot {
     /// # Errors
     /// The names of the known queues when `queue` is not one of them.
     pub fn needed_size(&self, queue: Option<&str>) -> Result<u64, UnknownQueue> {
-        let n = &self.nodes;
-        let pending = self.job_counts(queue)?.pending_nodes;
-        Ok(n.all.min(n.allocated.saturating_add(pending).max(1)))
+        Ok(self.job_counts(queue)?.needed_size)
     }
 }
 
@@ -519,33 +652,78 @@ pub(crate) mod tests {
             resource_status: read("resource.status.json"),
             job_stats: read("job-list.job-stats.json"),
             job_list: read("job-list.list.json"),
+            recorded_at: std::fs::read_to_string(dir.join(RECORDED_AT_FILE))
+                .ok()
+                .map(|t| DateTime::parse_from_rfc3339(t.trim()).unwrap().to_utc()),
         }
     }
 
+    /// The shapes of a scenario's recorded jobspecs (`job-info.lookup.json`), by job id.
+    pub(crate) fn shapes(scenario: &str) -> HashMap<u64, Shape> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(scenario)
+            .join(format!("{TOPIC_JOB_INFO_LOOKUP}.json"));
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return HashMap::new();
+        };
+        let recorded: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+        recorded
+            .iter()
+            .map(|(id, answer)| {
+                let shape = Shape::from_lookup(&answer.to_string()).unwrap();
+                (id.parse().unwrap(), shape)
+            })
+            .collect()
+    }
+
+    /// A scenario's snapshot, with its recorded jobspecs, as a server makes it.
     pub(crate) fn snapshot(scenario: &str) -> Snapshot {
+        snapshot_with(scenario, DEFAULT_STUCK_AFTER)
+    }
+
+    pub(crate) fn snapshot_with(scenario: &str, stuck_after: Duration) -> Snapshot {
         let t = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
-        Snapshot::parse(&answers(scenario), t).unwrap()
+        let a = answers(scenario);
+        let shapes = shapes(scenario);
+        let demand = DemandInputs {
+            shapes: Some(&shapes),
+            stuck_after,
+        };
+        Snapshot::build(&a, &Listing::parse(&a.job_list).unwrap(), demand, t).unwrap()
     }
 
     /// The truth table of tests/fixtures/README.md: up, free, idle, down, cores up, cores free,
     /// gpus up, gpus free, depend, priority, sched, run, cleanup, inactive.
-    const TRUTH: [(&str, [u64; 14]); 6] = [
+    const TRUTH: [(&str, [u64; 14]); 9] = [
         ("idle", [4, 4, 4, 0, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0]),
         ("busy", [4, 4, 1, 0, 8, 5, 0, 0, 1, 0, 2, 2, 0, 2]),
         ("drained", [3, 3, 2, 1, 6, 5, 0, 0, 0, 0, 0, 1, 0, 0]),
         ("gpus-queues", [4, 4, 0, 0, 16, 5, 8, 6, 0, 0, 2, 3, 0, 0]),
         ("many-jobs", [2, 0, 0, 0, 4, 0, 0, 0, 0, 0, 3500, 1, 0, 0]),
         ("elastic", [4, 2, 1, 4, 16, 6, 0, 0, 0, 0, 3, 2, 0, 0]),
+        (
+            "gpu-exclusive",
+            [4, 4, 0, 4, 16, 12, 8, 0, 0, 0, 3, 4, 0, 0],
+        ),
+        (
+            "queue-constrained",
+            [4, 2, 2, 4, 16, 8, 0, 0, 0, 0, 2, 1, 0, 0],
+        ),
+        ("room-on-busy", [4, 4, 0, 4, 16, 8, 0, 0, 0, 0, 3, 1, 0, 0]),
     ];
 
     /// The "Demand" table: allocated nodes, pending nodes, minimum safe size, desired size.
-    const DEMAND: [(&str, [u64; 4]); 6] = [
+    const DEMAND: [(&str, [u64; 4]); 9] = [
         ("idle", [0, 0, 0, 1]),
         ("busy", [3, 4, 3, 4]),
         ("drained", [1, 0, 1, 1]),
         ("gpus-queues", [4, 5, 4, 4]),
         ("many-jobs", [2, 250, 2, 2]),
-        ("elastic", [3, 5, 3, 8]),
+        ("elastic", [3, 5, 3, 7]),
+        ("gpu-exclusive", [4, 3, 4, 7]),
+        ("queue-constrained", [2, 2, 2, 5]),
+        ("room-on-busy", [4, 6, 4, 7]),
     ];
 
     #[test]
@@ -585,6 +763,65 @@ pub(crate) mod tests {
             ];
             assert_eq!(got, want, "scenario {scenario}");
         }
+    }
+
+    #[test]
+    fn jobspecs_give_the_shape_that_the_listing_lacks() {
+        // gpu-exclusive without its jobspecs: the listing has no GPUs and no exclusivity, so
+        // the GPU jobs seem to fit beside what runs and the exclusive job on a busy node.
+        let a = answers("gpu-exclusive");
+        let s = Snapshot::parse(&a, Utc::now()).unwrap();
+        assert_eq!(
+            (s.jobs.pending_nodes, s.desired_size(), s.jobs.unshaped),
+            (2, 4, 3)
+        );
+        let s = snapshot("gpu-exclusive");
+        assert_eq!(
+            (s.jobs.pending_nodes, s.desired_size(), s.jobs.unshaped),
+            (3, 7, 0)
+        );
+    }
+
+    #[test]
+    fn each_queue_has_its_own_size_and_wait() {
+        let s = snapshot("queue-constrained");
+        let size = |q| s.desired_size_for(s.job_counts(Some(q)).unwrap());
+        // big requires bigmem, which only nodes 4-7 have; batch fits on node 2.
+        assert_eq!((size("big"), size("batch"), s.desired_size()), (5, 3, 5));
+        assert_eq!(s.job_counts(Some("big")).unwrap().oldest_wait_seconds, 1);
+        // The batch job waits behind the big one (a FIFO scheduler) although the model places it:
+        // past --stuck-after it counts as needing a new node of its own.
+        let s = snapshot_with("queue-constrained", Duration::from_millis(500));
+        let size = |q| s.desired_size_for(s.job_counts(Some(q)).unwrap());
+        assert_eq!((size("big"), size("batch"), s.desired_size()), (5, 5, 5));
+        // A recording without submission times has no job to take as stuck.
+        let s = snapshot_with("many-jobs", Duration::from_millis(1));
+        assert_eq!((s.desired_size(), s.jobs.oldest_wait_seconds), (2, 0));
+    }
+
+    #[test]
+    fn drains_for_a_shrink_count_as_room_and_other_drains_do_not() {
+        // room-on-busy with ranks 2-3 drained: by an administrator they take nothing, so the two
+        // jobs behind the exclusive one need more new nodes; drained by this server for a
+        // shrink they count as they will be once undrained.
+        let mut a = answers("room-on-busy");
+        let shapes = shapes("room-on-busy");
+        let demand = DemandInputs {
+            shapes: Some(&shapes),
+            stuck_after: DEFAULT_STUCK_AFTER,
+        };
+        let mut size = |reason: &str| {
+            a.resource_status = format!(
+                r#"{{"online": "0-3", "drain": {{"2-3": {{"timestamp": 1.0, "reason": "{reason}"}}}}}}"#
+            );
+            let l = Listing::parse(&a.job_list).unwrap();
+            Snapshot::build(&a, &l, demand, Utc::now())
+                .unwrap()
+                .jobs
+                .needed_size
+        };
+        assert_eq!(size("flux-metrics-api: shrinking to 2"), 7);
+        assert_eq!(size("maintenance window"), 8);
     }
 
     #[test]

@@ -44,14 +44,17 @@ pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The six recorded scenarios.
-pub(crate) const SCENARIOS: [&str; 6] = [
+/// The recorded scenarios.
+pub(crate) const SCENARIOS: [&str; 9] = [
     "idle",
     "busy",
     "drained",
     "gpus-queues",
     "many-jobs",
     "elastic",
+    "gpu-exclusive",
+    "queue-constrained",
+    "room-on-busy",
 ];
 
 /// Installs the ring crypto provider for rustls (once per process; later calls are no-ops).
@@ -187,12 +190,12 @@ pub(crate) fn base_config(scenario_or_dir: &Path) -> Config {
         port: 0,
         tls: TlsSource::Plain,
         api_alias: None,
-        broker: Settings {
+        broker: Settings::new(
             // An absolute path replaces the base.
-            source: Source::Replay(fixtures().join(scenario_or_dir)),
-            max_age: Duration::from_secs(1),
-            timeout: Duration::from_secs(5),
-        },
+            Source::Replay(fixtures().join(scenario_or_dir)),
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        ),
         limits: Limits {
             max_connections: 128,
             max_connections_per_address: 64,

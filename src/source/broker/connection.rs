@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::jobspecs::Lookup;
 use super::{AdminError, BrokerError};
 use crate::source::snapshot::Answers;
 
@@ -16,6 +17,11 @@ pub(super) trait Connection {
         payload: Option<&str>,
         timeout: Duration,
     ) -> Result<String, RoundError>;
+    /// The `job-info.lookup` answers for the jobspecs of `ids`, in order, sent at once: what
+    /// has not answered within `timeout` is [`Lookup::Late`].
+    fn lookups(&mut self, ids: &[u64], timeout: Duration) -> Result<Vec<Lookup>, RoundError>;
+    /// Says which jobs left the listing (a recording drops their jobspecs).
+    fn forget(&mut self, _gone: &[u64]) {}
     /// An RPC that may change the instance (drain, undrain), or the owner question, to rank 0.
     fn admin(
         &mut self,

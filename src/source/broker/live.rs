@@ -3,11 +3,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+
+use chrono::SubsecRound;
+
 use super::connection::{AdminFailure, Connection, RoundError};
+use super::jobspecs::Lookup;
 use super::{AdminError, BrokerError};
 use crate::source::snapshot::{
-    Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
-    TOPIC_SCHED_STATUS_OLD, job_list_payload,
+    Answers, RECORDED_AT_FILE, TOPIC_JOB_INFO_LOOKUP, TOPIC_JOB_LIST, TOPIC_JOB_STATS,
+    TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD, job_list_payload,
+    jobspec_lookup_payload,
 };
 use crate::util::duration;
 
@@ -15,6 +21,9 @@ pub(super) struct Live {
     pub(super) handle: flux::Handle,
     /// With `record`: the directory every answer is also written to, as `<topic>.json`.
     pub(super) tape: Option<PathBuf>,
+    /// With `record`: the jobspec answers of the listed jobs, by id, written together as
+    /// `job-info.lookup.json` (what replay answers lookups from).
+    pub(super) taped_lookups: BTreeMap<u64, serde_json::Value>,
 }
 
 /// Whether an RPC error means the connection to the broker is gone or useless.
@@ -47,11 +56,11 @@ fn is_timeout(e: &flux::Error) -> bool {
     })
 }
 
-/// Writes one answer as `dir/<topic>.json`, the file replay reads for that RPC (through a
-/// temporary file, so that a replay reading the directory never sees half an answer).
-fn tape(dir: &Path, topic: &str, answer: &str) -> Result<(), RoundError> {
-    let path = dir.join(format!("{topic}.json"));
-    let partial = dir.join(format!(".{topic}.json.partial"));
+/// Writes one answer as `dir/<file>` (`<topic>.json` for an RPC, the file replay reads for it),
+/// through a temporary file, so that a replay reading the directory never sees half an answer.
+fn tape(dir: &Path, file: &str, answer: &str) -> Result<(), RoundError> {
+    let path = dir.join(file);
+    let partial = dir.join(format!(".{file}.partial"));
     std::fs::write(&partial, answer)
         .and_then(|()| std::fs::rename(&partial, &path))
         .map_err(|e| RoundError {
@@ -64,7 +73,7 @@ impl Live {
     /// `answer`, written to the tape first when recording.
     fn taped(&self, topic: &str, answer: String) -> Result<String, RoundError> {
         if let Some(dir) = &self.tape {
-            tape(dir, topic, &answer)?;
+            tape(dir, &format!("{topic}.json"), &answer)?;
         }
         Ok(answer)
     }
@@ -112,7 +121,75 @@ fn is_eperm(e: &flux::Error) -> bool {
     })
 }
 
+impl Live {
+    /// Writes the recorded jobspec answers, when recording.
+    fn tape_lookups(&self) -> Result<(), RoundError> {
+        let Some(dir) = &self.tape else {
+            return Ok(());
+        };
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .taped_lookups
+            .iter()
+            .map(|(id, v)| (id.to_string(), v.clone()))
+            .collect();
+        let text = serde_json::to_string_pretty(&map).unwrap_or_default();
+        tape(dir, &format!("{TOPIC_JOB_INFO_LOOKUP}.json"), &text)
+    }
+}
+
 impl Connection for Live {
+    fn lookups(&mut self, ids: &[u64], timeout: Duration) -> Result<Vec<Lookup>, RoundError> {
+        let deadline = Instant::now() + timeout;
+        let h = &self.handle;
+        let mut sent = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let payload = jobspec_lookup_payload(id);
+            let rpc = h
+                .rpc(TOPIC_JOB_INFO_LOOKUP, Some(&payload), flux::NODEID_ANY)
+                .map_err(|e| Live::fail(TOPIC_JOB_INFO_LOOKUP, &e, timeout))?;
+            sent.push(rpc);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        let mut answered = Vec::new();
+        for (rpc, &id) in sent.iter().zip(ids) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            out.push(match rpc.get(left) {
+                Ok(answer) => {
+                    if self.tape.is_some() {
+                        answered.push((id, answer.clone()));
+                    }
+                    Lookup::Answer(answer)
+                }
+                Err(e) if is_timeout(&e) => Lookup::Late,
+                Err(e) if is_disconnect(&e) => {
+                    return Err(Live::fail(TOPIC_JOB_INFO_LOOKUP, &e, timeout));
+                }
+                Err(e) => Lookup::Refused(e.to_string()),
+            });
+        }
+        drop(sent);
+        if self.tape.is_some() && !answered.is_empty() {
+            for (id, answer) in answered {
+                if let Ok(v) = serde_json::from_str(&answer) {
+                    self.taped_lookups.insert(id, v);
+                }
+            }
+            self.tape_lookups()?;
+        }
+        Ok(out)
+    }
+
+    fn forget(&mut self, gone: &[u64]) {
+        if self.tape.is_some() && !gone.is_empty() {
+            for id in gone {
+                self.taped_lookups.remove(id);
+            }
+            if let Err(e) = self.tape_lookups() {
+                tracing::warn!(error = %e.error, "recording the jobspecs failed");
+            }
+        }
+    }
+
     fn admin(
         &mut self,
         topic: &'static str,
@@ -200,11 +277,20 @@ impl Connection for Live {
                 other.map_err(|e| Live::fail(TOPIC_SCHED_STATUS, &e, timeout))?,
             )?,
         };
-        Ok(Answers {
+        let mut answers = Answers {
             sched_status,
             resource_status: get(&status, TOPIC_RESOURCE_STATUS)?,
             job_stats: get(&stats, TOPIC_JOB_STATS)?,
             job_list: get(&list, TOPIC_JOB_LIST)?,
-        })
+            recorded_at: None,
+        };
+        if let Some(dir) = &self.tape {
+            // The live values are measured on the clock the replay will use.
+            let now = chrono::Utc::now().trunc_subsecs(3);
+            let text = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            tape(dir, RECORDED_AT_FILE, &format!("{text}\n"))?;
+            answers.recorded_at = Some(now);
+        }
+        Ok(answers)
     }
 }

@@ -9,6 +9,7 @@
 
 mod connection;
 mod fault;
+mod jobspecs;
 mod live;
 mod replay;
 mod worker;
@@ -112,7 +113,29 @@ pub struct Settings {
     pub max_age: Duration,
     /// Longest time one round of RPCs (and so one ask) may take.
     pub timeout: Duration,
+    /// Most jobspecs read in one round ([`DEFAULT_JOBSPECS_PER_ROUND`]; `usize::MAX` for a
+    /// one-shot command that wants them all at once).
+    pub jobspecs_per_round: usize,
+    /// `--stuck-after` ([`crate::source::snapshot::DEFAULT_STUCK_AFTER`]).
+    pub stuck_after: Duration,
 }
+
+impl Settings {
+    /// Settings reading `source` with these times, and the defaults of the demand model.
+    pub fn new(source: Source, max_age: Duration, timeout: Duration) -> Settings {
+        Settings {
+            source,
+            max_age,
+            timeout,
+            jobspecs_per_round: DEFAULT_JOBSPECS_PER_ROUND,
+            stuck_after: crate::source::snapshot::DEFAULT_STUCK_AFTER,
+        }
+    }
+}
+
+/// Jobspecs a serving round reads at most, so that thousands of newly waiting jobs cost a few
+/// rounds of a fraction of a second each instead of one long round that holds every answer back.
+pub const DEFAULT_JOBSPECS_PER_ROUND: usize = 256;
 
 /// Why there is no snapshot.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -169,6 +192,11 @@ pub struct Stats {
     pub failures: AtomicU64,
     /// Duration of the last successful round, in microseconds.
     pub last_round_micros: AtomicU64,
+    /// Jobspecs read and understood (`job-info.lookup`), in all.
+    pub jobspecs_read: AtomicU64,
+    /// Runnable waiting jobs of the last round counted by their `job-list` entry, their
+    /// jobspec not read yet (or unreadable).
+    pub jobs_without_jobspec: AtomicU64,
 }
 
 struct Fresh {
@@ -469,11 +497,11 @@ mod tests {
     use std::path::Path;
 
     fn start(dir: &Path, max_age: Duration, timeout: Duration) -> Broker {
-        Broker::start(Settings {
-            source: Source::Replay(dir.to_owned()),
+        Broker::start(Settings::new(
+            Source::Replay(dir.to_owned()),
             max_age,
             timeout,
-        })
+        ))
         .unwrap()
     }
 
@@ -665,14 +693,14 @@ mod tests {
 
     #[tokio::test]
     async fn missing_library_is_unavailable_with_a_hint() {
-        let b = Broker::start(Settings {
-            source: Source::Live {
+        let b = Broker::start(Settings::new(
+            Source::Live {
                 library: Some("/nonexistent/libflux-core.so.2".into()),
                 uri: None,
             },
-            max_age: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-        })
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+        ))
         .unwrap();
         let e = b.snapshot().await.unwrap_err();
         let text = e.to_string();

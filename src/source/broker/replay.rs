@@ -9,13 +9,14 @@ use std::time::Duration;
 use std::collections::BTreeMap;
 
 use super::connection::{AdminFailure, Connection, RoundError};
+use super::jobspecs::Lookup;
 use super::{
     AdminError, BrokerError, FAULT_FILE, Fault, TOPIC_ATTR_GET, TOPIC_DRAIN, TOPIC_UNDRAIN,
 };
 use crate::source::rlist::IdSet;
 use crate::source::snapshot::{
-    Answers, TOPIC_JOB_LIST, TOPIC_JOB_STATS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS,
-    TOPIC_SCHED_STATUS_OLD,
+    Answers, RECORDED_AT_FILE, TOPIC_JOB_INFO_LOOKUP, TOPIC_JOB_LIST, TOPIC_JOB_STATS,
+    TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD,
 };
 use crate::util::duration;
 
@@ -222,6 +223,30 @@ impl Connection for Replay {
         self.inject_fault(timeout)?;
         self.answers()
     }
+
+    /// Jobspecs from `job-info.lookup.json`, an object of answers by job id (as `record` writes
+    /// it); without the file, or without an entry, the lookup is refused as for a job that is
+    /// gone, and the job counts by its `job-list` entry.
+    fn lookups(&mut self, ids: &[u64], _timeout: Duration) -> Result<Vec<Lookup>, RoundError> {
+        let path = self.dir.join(format!("{TOPIC_JOB_INFO_LOOKUP}.json"));
+        let recorded: BTreeMap<String, serde_json::Value> = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| RoundError {
+                error: BrokerError::Rpc {
+                    topic: TOPIC_JOB_INFO_LOOKUP,
+                    message: format!("{}: {e}", path.display()),
+                },
+                disconnected: false,
+            })?,
+            Err(_) => BTreeMap::new(),
+        };
+        Ok(ids
+            .iter()
+            .map(|id| match recorded.get(&id.to_string()) {
+                Some(answer) => Lookup::Answer(answer.to_string()),
+                None => Lookup::Refused(format!("no recorded answer in {}", path.display())),
+            })
+            .collect())
+    }
 }
 
 impl Replay {
@@ -242,11 +267,24 @@ impl Replay {
             resource_status: self.answer(TOPIC_RESOURCE_STATUS)?,
             job_stats: self.answer(TOPIC_JOB_STATS)?,
             job_list: self.answer(TOPIC_JOB_LIST)?,
+            recorded_at: self.recorded_at(),
         })
     }
 }
 
 impl Replay {
+    /// When the answers were recorded (`recorded-at`); an unreadable file is as none.
+    fn recorded_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = std::fs::read_to_string(self.dir.join(RECORDED_AT_FILE)).ok()?;
+        match chrono::DateTime::parse_from_rfc3339(text.trim()) {
+            Ok(t) => Some(t.to_utc()),
+            Err(e) => {
+                tracing::warn!(file = %self.dir.join(RECORDED_AT_FILE).display(), error = %e, "not an RFC 3339 time: job ages are measured now");
+                None
+            }
+        }
+    }
+
     fn inject_fault(&self, timeout: Duration) -> Result<(), RoundError> {
         let Ok(text) = std::fs::read_to_string(self.dir.join(FAULT_FILE)) else {
             return Ok(());

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use super::connection::{AdminFailure, Connection, RoundError};
+use super::jobspecs::Jobspecs;
 use super::live::Live;
 use super::replay::Replay;
 use super::{AdminError, Ask, BrokerError, Fresh, Msg, Shared, Source};
-use crate::source::snapshot::Snapshot;
+use crate::source::snapshot::{DemandInputs, Listing, Snapshot};
 
 /// Backoff between failed attempts: short, so that answers resume within about a second of the
 /// broker coming back.
@@ -26,6 +27,7 @@ pub(super) struct Worker {
     conn: Option<Box<dyn Connection>>,
     retry_at: Option<Instant>,
     backoff: Duration,
+    jobspecs: Jobspecs,
 }
 
 impl Worker {
@@ -36,6 +38,7 @@ impl Worker {
             conn: None,
             retry_at: None,
             backoff: BACKOFF_MIN,
+            jobspecs: Jobspecs::default(),
         }
     }
 
@@ -211,7 +214,44 @@ impl Worker {
                 return Err(error);
             }
         };
-        let mut snapshot = Snapshot::parse(&answers, Utc::now())?;
+        let listing = Listing::parse(&answers.job_list)?;
+        let gone = self.jobspecs.prune(&listing);
+        conn.forget(&gone);
+        let wanted = self.jobspecs.wanted(&listing, settings.jobspecs_per_round);
+        if !wanted.is_empty() {
+            // The jobspecs get what is left of the round's time; the answers that came late
+            // are asked for again next round.
+            let left = settings.timeout.saturating_sub(started.elapsed());
+            match conn.lookups(&wanted, left) {
+                Ok(answers) => {
+                    let stats = &self.shared.stats;
+                    for (id, lookup) in wanted.iter().zip(answers) {
+                        if self.jobspecs.keep(*id, lookup) {
+                            stats.jobspecs_read.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Err(RoundError {
+                    error,
+                    disconnected,
+                }) => {
+                    // The round's answers stand; the jobs wait for their jobspecs.
+                    tracing::warn!(error = %error, "reading jobspecs failed");
+                    if disconnected {
+                        self.conn = None;
+                    }
+                }
+            }
+        }
+        let demand = DemandInputs {
+            shapes: Some(&self.jobspecs.shapes),
+            stuck_after: settings.stuck_after,
+        };
+        let mut snapshot = Snapshot::build(&answers, &listing, demand, Utc::now())?;
+        self.shared
+            .stats
+            .jobs_without_jobspec
+            .store(snapshot.jobs.unshaped, Ordering::Relaxed);
         snapshot.shrink_floor = self.shared.shrink_floor.load(Ordering::Acquire);
         let snapshot = Arc::new(snapshot);
         let took = started.elapsed();
@@ -268,5 +308,9 @@ fn live(
         BrokerError::Unavailable(format!("{e}{hint}"))
     })?;
     tracing::info!("connected to the Flux broker");
-    Ok(Box::new(Live { handle, tape }))
+    Ok(Box::new(Live {
+        handle,
+        tape,
+        taped_lookups: std::collections::BTreeMap::new(),
+    }))
 }

@@ -10,7 +10,7 @@ pub mod rv1;
 
 pub use hostlist::{expand, hostlist_count};
 pub use idset::IdSet;
-pub use rv1::{MAX_RANGES, MAX_RANKS, Node, ResourceSet, hostnames};
+pub use rv1::{MAX_RANGES, MAX_RANKS, Node, ResourceSet, hostnames, properties};
 
 /// How much of a bad input an error message quotes, so that errors stay small.
 const EXCERPT_CHARS: usize = 64;

@@ -313,6 +313,40 @@ pub fn hostnames(v: &Value, ranks: &IdSet) -> Result<BTreeMap<u32, String>, Rlis
     Ok(ranks.iter().zip(hosts).collect())
 }
 
+/// The node properties of an Rv1 object `v` (`execution.properties`, RFC 20: property name →
+/// idset of the ranks that have it). No properties is an empty map.
+///
+/// # Errors
+/// A `properties` member that is not an object of idset strings, or more than [`MAX_RANKS`]
+/// ranks under one property.
+pub fn properties(v: &Value) -> Result<BTreeMap<String, IdSet>, RlistError> {
+    let Some(props) = v.get("execution").and_then(|e| e.get("properties")) else {
+        return Ok(BTreeMap::new());
+    };
+    let Value::Object(props) = props else {
+        return Err(rv1_error(
+            "execution.properties",
+            format!("expected an object, found {}", json_kind(props)),
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (name, ranks) in props {
+        let at = format!("execution.properties.{name}");
+        let Value::String(ranks) = ranks else {
+            return Err(rv1_error(
+                at,
+                format!("expected an idset string, found {}", json_kind(ranks)),
+            ));
+        };
+        let ranks = IdSet::parse(ranks).map_err(|e| rv1_error(&at, e.to_string()))?;
+        if ranks.len() > MAX_RANKS {
+            return Err(rv1_error(at, format!("more than {MAX_RANKS} ranks")));
+        }
+        out.insert(name.clone(), ranks);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -458,13 +492,16 @@ mod tests {
 
     /// The table in tests/fixtures/README.md: scenario, then nodes up, free, idle, down,
     /// cores up, free, gpus up, free.
-    const FIXTURES: [(&str, [u64; 8]); 6] = [
+    const FIXTURES: [(&str, [u64; 8]); 9] = [
         ("idle", [4, 4, 4, 0, 8, 8, 0, 0]),
         ("busy", [4, 4, 1, 0, 8, 5, 0, 0]),
         ("drained", [3, 3, 2, 1, 6, 5, 0, 0]),
         ("gpus-queues", [4, 4, 0, 0, 16, 5, 8, 6]),
         ("many-jobs", [2, 0, 0, 0, 4, 0, 0, 0]),
         ("elastic", [4, 2, 1, 4, 16, 6, 0, 0]),
+        ("gpu-exclusive", [4, 4, 0, 4, 16, 12, 8, 0]),
+        ("queue-constrained", [4, 2, 2, 4, 16, 8, 0, 0]),
+        ("room-on-busy", [4, 4, 0, 4, 16, 8, 0, 0]),
     ];
 
     fn fixture(scenario: &str, file: &str) -> Value {
@@ -474,6 +511,21 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path).unwrap();
         serde_json::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn properties_name_their_ranks() {
+        let mut v = rv1(json!([{"rank": "0-7", "children": {"core": "0-3"}}]));
+        assert!(properties(&v).unwrap().is_empty());
+        v["execution"]["properties"] = json!({"bigmem": "4-7", "ssd": "0,2"});
+        let p = properties(&v).unwrap();
+        assert_eq!(p["bigmem"].to_string(), "4-7");
+        assert_eq!(p["ssd"].to_string(), "0,2");
+        for bad in [json!([]), json!({"x": 3}), json!({"x": "a-b"})] {
+            v["execution"]["properties"] = bad;
+            let e = properties(&v).unwrap_err();
+            assert!(e.to_string().contains("execution.properties"), "{e}");
+        }
     }
 
     #[test]

@@ -16,16 +16,15 @@
 //!   decision is made on stale data.
 
 pub mod driver;
+pub mod reason;
+
+pub use reason::{REASON_PREFIX, reason, size_of_reason};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::source::rlist::IdSet;
 use crate::source::snapshot::Snapshot;
-
-/// The start of the reason of every drain this server makes; how it knows its own drains, after
-/// a restart too. An administrator's drain has another reason and is never touched.
-pub const REASON_PREFIX: &str = "flux-metrics-api: shrinking to ";
 
 /// Default `--shrink-delay`: the HPA's default scale-down stabilization window.
 pub const DEFAULT_SHRINK_DELAY: Duration = Duration::from_secs(300);
@@ -34,21 +33,6 @@ pub const DEFAULT_SHRINK_DELAY: Duration = Duration::from_secs(300);
 pub const DEFAULT_UNDRAIN_GRACE: Duration = Duration::from_secs(30);
 /// Snapshots further apart than this break the history: what happened between them is unknown.
 pub const DEFAULT_MAX_GAP: Duration = Duration::from_secs(15);
-
-/// The reason of a drain for a shrink to `size` nodes.
-pub fn reason(size: u64) -> String {
-    format!("{REASON_PREFIX}{size}")
-}
-
-/// `Some(size)` when `reason` marks a drain of this server (0 when the size is unreadable),
-/// `None` for anyone else's.
-pub fn size_of_reason(reason: &str) -> Option<u64> {
-    let rest = reason.strip_prefix(REASON_PREFIX)?;
-    let digits = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    Some(rest[..digits].parse().unwrap_or(0))
-}
 
 /// The two delays of the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,284 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+
+/// An Rv1 set of `ranks`, each with `cores` and `gpus` (idsets).
+fn set(entries: &[(&str, &str, &str)]) -> ResourceSet {
+    let r_lite: Vec<_> = entries
+        .iter()
+        .map(|(rank, core, gpu)| {
+            let mut children = json!({"core": core});
+            if !gpu.is_empty() {
+                children["gpu"] = json!(gpu);
+            }
+            json!({"rank": rank, "children": children})
+        })
+        .collect();
+    ResourceSet::from_json(&json!({"version": 1, "execution": {"R_lite": r_lite}})).unwrap()
+}
+
+fn ids(s: &str) -> IdSet {
+    IdSet::parse(s).unwrap()
+}
+
+fn slots(n: u32, cores: u32, gpus: u32) -> Shape {
+    Shape {
+        nodes: 0,
+        slots: n,
+        cores_per_slot: cores,
+        gpus_per_slot: gpus,
+        exclusive: false,
+        constraint: None,
+    }
+}
+
+fn nodes(n: u32, exclusive: bool) -> Shape {
+    Shape {
+        nodes: n,
+        slots: 1,
+        cores_per_slot: 1,
+        gpus_per_slot: 0,
+        exclusive,
+        constraint: None,
+    }
+}
+
+const NOW: f64 = 1_800_000_000.0;
+
+fn waiting(shapes: &[Shape]) -> Vec<Waiting<'_>> {
+    shapes
+        .iter()
+        .map(|shape| Waiting {
+            shape,
+            since: Some(NOW - 1.0),
+        })
+        .collect()
+}
+
+fn no_nodes() -> (BTreeMap<String, IdSet>, BTreeMap<u32, String>) {
+    (BTreeMap::new(), BTreeMap::new())
+}
+
+/// The example: 8 ranks × 4 cores × 2 GPUs, brokers 0-3 up, every up GPU busy (and a
+/// core of each up node); waiting: two jobs of 1 core and 2 GPUs, one exclusive 1-node job.
+#[test]
+fn gpu_jobs_and_an_exclusive_node_need_three_new_nodes() {
+    let all = set(&[("0-7", "0-3", "0-1")]);
+    let allocated = set(&[("0-3", "0", "0-1")]);
+    let online = ids("0-3");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 4,
+    });
+    let shapes = [slots(1, 1, 2), slots(1, 1, 2), nodes(1, true)];
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    assert_eq!(pool.pending_nodes(&shapes), 3);
+    assert_eq!(
+        pool.size(&waiting(&shapes), &n, NOW, Duration::from_secs(300)),
+        7
+    );
+    // Without the GPUs the two small jobs fit beside what runs: only the exclusive job grows.
+    let shapes = [slots(1, 1, 0), slots(1, 1, 0), nodes(1, true)];
+    assert_eq!(
+        pool.size(&waiting(&shapes), &n, NOW, Duration::from_secs(300)),
+        5
+    );
+}
+
+#[test]
+fn drained_ranks_take_nothing_and_down_ranks_below_the_size_neither() {
+    let all = set(&[("0-3", "0-3", "")]);
+    let allocated = set(&[("0", "0-3", "")]);
+    let online = ids("0,2-3");
+    let closed = ids("2");
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 4,
+    });
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let d = Duration::from_secs(300);
+    // Rank 0 is full, rank 1 is down, rank 2 drained: one node fits, on rank 3.
+    assert_eq!(pool.size(&waiting(&[nodes(1, false)]), &n, NOW, d), 4);
+    // Two do not fit anywhere: the whole set.
+    assert_eq!(pool.size(&waiting(&[nodes(2, false)]), &n, NOW, d), 4);
+    // Nothing waits: 1.
+    assert_eq!(pool.size(&[], &n, NOW, d), 1);
+}
+
+#[test]
+fn room_on_busy_nodes_is_used_before_new_ones() {
+    // 4 ranks of 4 cores, 2 up, each with 2 cores busy: 4 one-core slots fit on the up ones.
+    let all = set(&[("0-3", "0-3", "")]);
+    let allocated = set(&[("0-1", "0-1", "")]);
+    let online = ids("0-1");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 2,
+    });
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let d = Duration::from_secs(300);
+    let shapes = [slots(4, 1, 0)];
+    assert_eq!(pool.size(&waiting(&shapes), &n, NOW, d), 2);
+    assert_eq!(pool.pending_nodes(&shapes), 1);
+    // A 2-node job of 3 cores a node does not fit beside them: ranks 2 and 3.
+    let mut big = nodes(2, false);
+    big.slots = 3;
+    assert_eq!(pool.size(&waiting(&[big]), &n, NOW, d), 4);
+}
+
+#[test]
+fn constrained_jobs_go_only_where_the_property_is() {
+    let all = set(&[("0-7", "0-3", "")]);
+    let allocated = ResourceSet::default();
+    let online = ids("0-3");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 4,
+    });
+    let props = BTreeMap::from([("bigmem".to_string(), ids("6-7"))]);
+    let hosts = BTreeMap::new();
+    let n = Nodes {
+        properties: &props,
+        hostnames: &hosts,
+    };
+    let mut job = slots(2, 2, 0);
+    job.constraint = Some(Constraint::Properties(vec!["bigmem".into()]));
+    let d = Duration::from_secs(300);
+    assert_eq!(
+        pool.size(&waiting(std::slice::from_ref(&job)), &n, NOW, d),
+        7
+    );
+    job.slots = 3; // 6 cores: rank 6 and rank 7
+    assert_eq!(pool.size(&waiting(&[job]), &n, NOW, d), 8);
+}
+
+#[test]
+fn order_decides_who_gets_the_room() {
+    // One free node up, none beyond: the first job takes it, the second needs the next rank.
+    let all = set(&[("0-2", "0-1", "")]);
+    let allocated = set(&[("0", "0-1", "")]);
+    let online = ids("0-1");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 2,
+    });
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let d = Duration::from_secs(300);
+    assert_eq!(
+        pool.size(&waiting(&[slots(2, 1, 0), slots(1, 1, 0)]), &n, NOW, d),
+        3
+    );
+    assert_eq!(pool.size(&waiting(&[slots(1, 1, 0)]), &n, NOW, d), 2);
+}
+
+#[test]
+fn a_job_that_waits_too_long_where_it_fits_gets_new_nodes() {
+    let all = set(&[("0-3", "0-3", "")]);
+    let allocated = ResourceSet::default();
+    let online = ids("0-1");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 2,
+    });
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let shape = nodes(1, false);
+    let young = [Waiting {
+        shape: &shape,
+        since: Some(NOW - 10.0),
+    }];
+    let old = [Waiting {
+        shape: &shape,
+        since: Some(NOW - 600.0),
+    }];
+    let bound = Duration::from_secs(300);
+    assert_eq!(pool.size(&young, &n, NOW, bound), 1);
+    // The model says it fits on rank 0, but it has waited 10 minutes: it gets rank 2.
+    assert_eq!(pool.size(&old, &n, NOW, bound), 3);
+    // Already growing for another job (3 nodes, one core each): the old one keeps its place
+    // beside it, on rank 0.
+    let big = nodes(3, false);
+    let both = [
+        Waiting {
+            shape: &big,
+            since: Some(NOW - 10.0),
+        },
+        old[0].clone(),
+    ];
+    assert_eq!(pool.size(&both, &n, NOW, bound), 3);
+    let both = [old[0].clone(), both[0].clone()];
+    assert_eq!(pool.size(&both, &n, NOW, bound), 3);
+}
+
+#[test]
+fn exclusive_needs_every_core_free() {
+    let all = set(&[("0-1", "0-3", "0")]);
+    let allocated = set(&[("0", "", "0")]);
+    let online = ids("0-1");
+    let closed = IdSet::default();
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &online,
+        closed: &closed,
+        current_size: 2,
+    });
+    let (p, h) = no_nodes();
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let d = Duration::from_secs(300);
+    // Rank 0 has every core free (only its GPU is busy), as flux's scheduler checks.
+    assert_eq!(pool.size(&waiting(&[nodes(1, true)]), &n, NOW, d), 1);
+    assert_eq!(
+        pool.size(&waiting(&[nodes(1, true), nodes(1, true)]), &n, NOW, d),
+        2
+    );
+    assert_eq!(pool.size(&waiting(&[nodes(3, true)]), &n, NOW, d), 2);
+}
