@@ -1206,6 +1206,93 @@ fn a_recorded_directory_replays_to_the_live_values() {
     eprintln!("recorded and replayed: {out}");
 }
 
+/// The demand issue's example, live: 8 nodes of 4 cores and 2 GPUs (4 brokers up, so nodes 4-7
+/// are absent, as in a MiniCluster below its maximum size), a job on each up node holding a core
+/// and both GPUs; waiting: two jobs of 1 core and 2 GPUs, and an exclusive node. Then a queue
+/// that requires a property only absent nodes have.
+const DEMAND_CONFIG: &str = r#"
+[resource]
+noverify = true
+norestrict = true
+[[resource.config]]
+hosts = "node[0-7]"
+cores = "0-3"
+gpus = "0-1"
+[[resource.config]]
+hosts = "node[6-7]"
+properties = ["bigmem"]
+[queues.batch]
+[queues.big]
+requires = ["bigmem"]
+"#;
+
+const DEMAND_INSTANCE: &str = r#"
+set -eu
+flux queue start --all >/dev/null
+for _ in 1 2 3 4; do flux submit -q batch -N1 -n1 -c1 -g2 sleep 300 >/dev/null; done
+flux submit -q batch -n1 -c1 -g2 sleep 300 >/dev/null
+flux submit -q batch -n1 -c1 -g2 sleep 300 >/dev/null
+flux submit -q batch -N1 --exclusive -n1 sleep 300 >/dev/null
+flux submit -q big -n1 -c1 sleep 300 >/dev/null
+i=0
+while [ "$(flux jobs -n -f run -o '{id}' | wc -l)" -lt 4 ] || [ "$(flux jobs -n -f sched -o '{id}' | wc -l)" -lt 4 ]; do
+    sleep 0.2; i=$((i + 1)); [ "$i" -lt 150 ] || { flux jobs -a; exit 1; }
+done
+"$FMA_BIN" get -o json >"$FMA_DIR/get.json"
+flux cancel --all -q >/dev/null 2>&1 || true
+echo "=== done"
+"#;
+
+#[test]
+fn live_demand_reads_the_shape_of_every_waiting_job() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = TempDir::new("flux-demand");
+    let config = scratch.path().join("demand.toml");
+    std::fs::write(&config, DEMAND_CONFIG).expect("writing the instance's config");
+    let mut cmd = Command::new(&flux);
+    cmd.args(["start", "--test-size=4"])
+        .arg(format!("-o,--config-path={}", config.display()))
+        .args(["sh", "-c", DEMAND_INSTANCE])
+        .current_dir(scratch.path())
+        .env("FMA_DIR", scratch.path())
+        .env("FMA_BIN", BIN);
+    if let Some(lib) = flux_core_lib(&flux) {
+        cmd.env("FLUX_CORE_LIB", lib);
+    }
+    let mut instance = Process::spawn(cmd);
+    instance.until("=== done", Instant::now() + SCENARIO_TIMEOUT);
+    let stopped = instance.wait_for(Duration::from_secs(60));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the instance did not stop cleanly: {stopped:?}\n{}",
+        instance.report()
+    );
+    let text = std::fs::read_to_string(scratch.path().join("get.json")).unwrap_or_default();
+    let get: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+    let m = &get["metrics"];
+    let q = |queue: &str, metric: &str| get["queues"][queue][metric].clone();
+    // Every up GPU is busy and no up node has every core free: the two GPU jobs and the
+    // exclusive one need a new node each (ranks 4, 5, 6: batch alone needs 7), and the big job
+    // one with bigmem: rank 6 alone, rank 7 after the exclusive job took all of rank 6.
+    let got = (
+        m["node_gpus_free_count"].clone(),
+        q("batch", "job_pending_nodes_count"),
+        q("batch", "minicluster_desired_size"),
+        q("big", "minicluster_desired_size"),
+        m["minicluster_desired_size"].clone(),
+    );
+    let want = (
+        serde_json::json!(0),
+        serde_json::json!(3),
+        serde_json::json!(7),
+        serde_json::json!(7),
+        serde_json::json!(8),
+    );
+    assert_eq!(got, want, "{get:#}");
+}
+
 /// `flux ARGS` against the instance at `uri`; its stdout, or the failure with stderr.
 fn flux_at(flux: &Path, uri: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(flux)
