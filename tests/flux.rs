@@ -1104,6 +1104,29 @@ fn live_server_answers_503_when_the_broker_goes_away() {
 
 /// The instance of the recording test: a drained rank, a running job, one waiting for
 /// resources and a held one, then `get -o json`, `record` and `get -o json` again.
+/// Runs `script` as the initial program of `flux start ARGS` in `scratch` (with `FMA_DIR` and
+/// `FMA_BIN` set) until it prints `=== done`, and asserts that the instance stops cleanly.
+fn run_until_done(flux: &Path, scratch: &TempDir, args: &[String], script: &str) {
+    let mut cmd = Command::new(flux);
+    cmd.arg("start")
+        .args(args)
+        .args(["sh", "-c", script])
+        .current_dir(scratch.path())
+        .env("FMA_DIR", scratch.path())
+        .env("FMA_BIN", BIN);
+    if let Some(lib) = flux_core_lib(flux) {
+        cmd.env("FLUX_CORE_LIB", lib);
+    }
+    let mut instance = Process::spawn(cmd);
+    instance.until("=== done", Instant::now() + SCENARIO_TIMEOUT);
+    let stopped = instance.wait_for(Duration::from_secs(60));
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "the instance did not stop cleanly: {stopped:?}\n{}",
+        instance.report()
+    );
+}
+
 const RECORDED_INSTANCE: &str = r#"
 set -e
 flux resource drain 3 "recorded drain"
@@ -1122,27 +1145,11 @@ fn a_recorded_directory_replays_to_the_live_values() {
     let Some(flux) = flux_or_skip() else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let scratch = TempDir::new("flux-record");
-    let mut cmd = Command::new(&flux);
-    cmd.args([
-        "start",
-        &format!("--test-size={SIZE}"),
-        "sh",
-        "-c",
+    run_until_done(
+        &flux,
+        &scratch,
+        &[format!("--test-size={SIZE}")],
         RECORDED_INSTANCE,
-    ])
-    .current_dir(scratch.path())
-    .env("FMA_DIR", scratch.path())
-    .env("FMA_BIN", BIN);
-    if let Some(lib) = flux_core_lib(&flux) {
-        cmd.env("FLUX_CORE_LIB", lib);
-    }
-    let mut instance = Process::spawn(cmd);
-    instance.until("=== done", Instant::now() + SCENARIO_TIMEOUT);
-    let stopped = instance.wait_for(Duration::from_secs(60));
-    assert!(
-        stopped.is_some_and(|s| s.success()),
-        "the instance did not stop cleanly: {stopped:?}\n{}",
-        instance.report()
     );
     let recorded = scratch.path().join("recorded");
     let read = |name: &str| std::fs::read_to_string(scratch.path().join(name)).unwrap_or_default();
@@ -1250,23 +1257,14 @@ fn live_demand_reads_the_shape_of_every_waiting_job() {
     let scratch = TempDir::new("flux-demand");
     let config = scratch.path().join("demand.toml");
     std::fs::write(&config, DEMAND_CONFIG).expect("writing the instance's config");
-    let mut cmd = Command::new(&flux);
-    cmd.args(["start", "--test-size=4"])
-        .arg(format!("-o,--config-path={}", config.display()))
-        .args(["sh", "-c", DEMAND_INSTANCE])
-        .current_dir(scratch.path())
-        .env("FMA_DIR", scratch.path())
-        .env("FMA_BIN", BIN);
-    if let Some(lib) = flux_core_lib(&flux) {
-        cmd.env("FLUX_CORE_LIB", lib);
-    }
-    let mut instance = Process::spawn(cmd);
-    instance.until("=== done", Instant::now() + SCENARIO_TIMEOUT);
-    let stopped = instance.wait_for(Duration::from_secs(60));
-    assert!(
-        stopped.is_some_and(|s| s.success()),
-        "the instance did not stop cleanly: {stopped:?}\n{}",
-        instance.report()
+    run_until_done(
+        &flux,
+        &scratch,
+        &[
+            "--test-size=4".into(),
+            format!("-o,--config-path={}", config.display()),
+        ],
+        DEMAND_INSTANCE,
     );
     let text = std::fs::read_to_string(scratch.path().join("get.json")).unwrap_or_default();
     let get: serde_json::Value =

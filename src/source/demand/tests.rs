@@ -58,113 +58,79 @@ fn waiting(shapes: &[Shape]) -> Vec<Waiting<'_>> {
         .collect()
 }
 
-fn no_nodes() -> (BTreeMap<String, IdSet>, BTreeMap<u32, String>) {
-    (BTreeMap::new(), BTreeMap::new())
+/// The pool of `all` with `allocated` taken, brokers `online` up, `closed` ranks closed.
+fn pool(
+    all: &ResourceSet,
+    allocated: &ResourceSet,
+    online: &str,
+    closed: &str,
+    current_size: u64,
+) -> Pool {
+    Pool::new(&Resources {
+        all,
+        allocated,
+        online: &ids(online),
+        closed: &IdSet::parse(closed).unwrap(),
+        current_size,
+    })
+}
+
+/// The size `jobs` fit in on `pool`, no node having a property, with the default bound.
+fn size_of(pool: &Pool, shapes: &[Shape]) -> u64 {
+    let (p, h) = (BTreeMap::new(), BTreeMap::new());
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    pool.size(&waiting(shapes), &n, NOW, Duration::from_secs(300))
 }
 
 /// The example: 8 ranks × 4 cores × 2 GPUs, brokers 0-3 up, every up GPU busy (and a
 /// core of each up node); waiting: two jobs of 1 core and 2 GPUs, one exclusive 1-node job.
 #[test]
 fn gpu_jobs_and_an_exclusive_node_need_three_new_nodes() {
-    let all = set(&[("0-7", "0-3", "0-1")]);
-    let allocated = set(&[("0-3", "0", "0-1")]);
-    let online = ids("0-3");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 4,
-    });
+    let (all, allocated) = (set(&[("0-7", "0-3", "0-1")]), set(&[("0-3", "0", "0-1")]));
+    let pool = pool(&all, &allocated, "0-3", "", 4);
     let shapes = [slots(1, 1, 2), slots(1, 1, 2), nodes(1, true)];
-    let (p, h) = no_nodes();
-    let n = Nodes {
-        properties: &p,
-        hostnames: &h,
-    };
     assert_eq!(pool.pending_nodes(&shapes), 3);
-    assert_eq!(
-        pool.size(&waiting(&shapes), &n, NOW, Duration::from_secs(300)),
-        7
-    );
+    assert_eq!(size_of(&pool, &shapes), 7);
     // Without the GPUs the two small jobs fit beside what runs: only the exclusive job grows.
-    let shapes = [slots(1, 1, 0), slots(1, 1, 0), nodes(1, true)];
     assert_eq!(
-        pool.size(&waiting(&shapes), &n, NOW, Duration::from_secs(300)),
+        size_of(&pool, &[slots(1, 1, 0), slots(1, 1, 0), nodes(1, true)]),
         5
     );
 }
 
 #[test]
 fn drained_ranks_take_nothing_and_down_ranks_below_the_size_neither() {
-    let all = set(&[("0-3", "0-3", "")]);
-    let allocated = set(&[("0", "0-3", "")]);
-    let online = ids("0,2-3");
-    let closed = ids("2");
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 4,
-    });
-    let (p, h) = no_nodes();
-    let n = Nodes {
-        properties: &p,
-        hostnames: &h,
-    };
-    let d = Duration::from_secs(300);
+    let (all, allocated) = (set(&[("0-3", "0-3", "")]), set(&[("0", "0-3", "")]));
+    let pool = pool(&all, &allocated, "0,2-3", "2", 4);
     // Rank 0 is full, rank 1 is down, rank 2 drained: one node fits, on rank 3.
-    assert_eq!(pool.size(&waiting(&[nodes(1, false)]), &n, NOW, d), 4);
+    assert_eq!(size_of(&pool, &[nodes(1, false)]), 4);
     // Two do not fit anywhere: the whole set.
-    assert_eq!(pool.size(&waiting(&[nodes(2, false)]), &n, NOW, d), 4);
+    assert_eq!(size_of(&pool, &[nodes(2, false)]), 4);
     // Nothing waits: 1.
-    assert_eq!(pool.size(&[], &n, NOW, d), 1);
+    assert_eq!(size_of(&pool, &[]), 1);
 }
 
 #[test]
 fn room_on_busy_nodes_is_used_before_new_ones() {
     // 4 ranks of 4 cores, 2 up, each with 2 cores busy: 4 one-core slots fit on the up ones.
-    let all = set(&[("0-3", "0-3", "")]);
-    let allocated = set(&[("0-1", "0-1", "")]);
-    let online = ids("0-1");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 2,
-    });
-    let (p, h) = no_nodes();
-    let n = Nodes {
-        properties: &p,
-        hostnames: &h,
-    };
-    let d = Duration::from_secs(300);
+    let (all, allocated) = (set(&[("0-3", "0-3", "")]), set(&[("0-1", "0-1", "")]));
+    let pool = pool(&all, &allocated, "0-1", "", 2);
     let shapes = [slots(4, 1, 0)];
-    assert_eq!(pool.size(&waiting(&shapes), &n, NOW, d), 2);
+    assert_eq!(size_of(&pool, &shapes), 2);
     assert_eq!(pool.pending_nodes(&shapes), 1);
     // A 2-node job of 3 cores a node does not fit beside them: ranks 2 and 3.
     let mut big = nodes(2, false);
     big.slots = 3;
-    assert_eq!(pool.size(&waiting(&[big]), &n, NOW, d), 4);
+    assert_eq!(size_of(&pool, &[big]), 4);
 }
 
 #[test]
 fn constrained_jobs_go_only_where_the_property_is() {
-    let all = set(&[("0-7", "0-3", "")]);
-    let allocated = ResourceSet::default();
-    let online = ids("0-3");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 4,
-    });
+    let (all, allocated) = (set(&[("0-7", "0-3", "")]), ResourceSet::default());
+    let pool = pool(&all, &allocated, "0-3", "", 4);
     let props = BTreeMap::from([("bigmem".to_string(), ids("6-7"))]);
     let hosts = BTreeMap::new();
     let n = Nodes {
@@ -185,44 +151,17 @@ fn constrained_jobs_go_only_where_the_property_is() {
 #[test]
 fn order_decides_who_gets_the_room() {
     // One free node up, none beyond: the first job takes it, the second needs the next rank.
-    let all = set(&[("0-2", "0-1", "")]);
-    let allocated = set(&[("0", "0-1", "")]);
-    let online = ids("0-1");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 2,
-    });
-    let (p, h) = no_nodes();
-    let n = Nodes {
-        properties: &p,
-        hostnames: &h,
-    };
-    let d = Duration::from_secs(300);
-    assert_eq!(
-        pool.size(&waiting(&[slots(2, 1, 0), slots(1, 1, 0)]), &n, NOW, d),
-        3
-    );
-    assert_eq!(pool.size(&waiting(&[slots(1, 1, 0)]), &n, NOW, d), 2);
+    let (all, allocated) = (set(&[("0-2", "0-1", "")]), set(&[("0", "0-1", "")]));
+    let pool = pool(&all, &allocated, "0-1", "", 2);
+    assert_eq!(size_of(&pool, &[slots(2, 1, 0), slots(1, 1, 0)]), 3);
+    assert_eq!(size_of(&pool, &[slots(1, 1, 0)]), 2);
 }
 
 #[test]
 fn a_job_that_waits_too_long_where_it_fits_gets_new_nodes() {
-    let all = set(&[("0-3", "0-3", "")]);
-    let allocated = ResourceSet::default();
-    let online = ids("0-1");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 2,
-    });
-    let (p, h) = no_nodes();
+    let (all, allocated) = (set(&[("0-3", "0-3", "")]), ResourceSet::default());
+    let pool = pool(&all, &allocated, "0-1", "", 2);
+    let (p, h) = (BTreeMap::new(), BTreeMap::new());
     let n = Nodes {
         properties: &p,
         hostnames: &h,
@@ -257,28 +196,10 @@ fn a_job_that_waits_too_long_where_it_fits_gets_new_nodes() {
 
 #[test]
 fn exclusive_needs_every_core_free() {
-    let all = set(&[("0-1", "0-3", "0")]);
-    let allocated = set(&[("0", "", "0")]);
-    let online = ids("0-1");
-    let closed = IdSet::default();
-    let pool = Pool::new(&Resources {
-        all: &all,
-        allocated: &allocated,
-        online: &online,
-        closed: &closed,
-        current_size: 2,
-    });
-    let (p, h) = no_nodes();
-    let n = Nodes {
-        properties: &p,
-        hostnames: &h,
-    };
-    let d = Duration::from_secs(300);
+    let (all, allocated) = (set(&[("0-1", "0-3", "0")]), set(&[("0", "", "0")]));
+    let pool = pool(&all, &allocated, "0-1", "", 2);
     // Rank 0 has every core free (only its GPU is busy), as flux's scheduler checks.
-    assert_eq!(pool.size(&waiting(&[nodes(1, true)]), &n, NOW, d), 1);
-    assert_eq!(
-        pool.size(&waiting(&[nodes(1, true), nodes(1, true)]), &n, NOW, d),
-        2
-    );
-    assert_eq!(pool.size(&waiting(&[nodes(3, true)]), &n, NOW, d), 2);
+    assert_eq!(size_of(&pool, &[nodes(1, true)]), 1);
+    assert_eq!(size_of(&pool, &[nodes(1, true), nodes(1, true)]), 2);
+    assert_eq!(size_of(&pool, &[nodes(3, true)]), 2);
 }
