@@ -4,7 +4,7 @@
 //! [`Snapshot`] from the raw answers ([`Answers`]); handlers only read it. Semantics follow
 //! `flux resource list` and `flux jobs --stats` (see `tests/fixtures/README.md`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,26 @@ pub const TOPIC_JOB_STATS: &str = "job-list.job-stats";
 pub const TOPIC_JOB_LIST: &str = "job-list.list";
 /// RPC topic that reads a job's jobspec (and other keys) from the KVS.
 pub const TOPIC_JOB_INFO_LOOKUP: &str = "job-info.lookup";
+/// RPC topic of a queue's status (enabled, started).
+pub const TOPIC_QUEUE_STATUS: &str = "job-manager.queue-status";
+
+/// Payload of `job-manager.queue-status` for `queue` (`""`: the anonymous queue).
+pub fn queue_status_payload(queue: &str) -> String {
+    if queue.is_empty() {
+        "{}".into()
+    } else {
+        serde_json::json!({ "name": queue }).to_string()
+    }
+}
+
+/// Whether an answer of `job-manager.queue-status` says the queue is started (`None`: it does
+/// not say).
+pub fn queue_is_started(answer: &str) -> Option<bool> {
+    serde_json::from_str::<serde_json::Value>(answer)
+        .ok()?
+        .get("start")?
+        .as_bool()
+}
 
 /// Default `--stuck-after`: how long a runnable job the demand model places on the running nodes
 /// may wait before it counts as needing new nodes of its own (docs/autoscaling.md). A scheduler
@@ -301,6 +321,12 @@ struct PendingJob {
 }
 
 impl PendingJob {
+    /// Since when the job waits for resources: when it entered SCHED, or its submission when
+    /// the listing does not say; `None` when neither is known.
+    fn since(&self) -> Option<f64> {
+        self.t_sched.or(Some(self.t_submit)).filter(|t| *t > 0.0)
+    }
+
     /// Whether the job waits for resources only: PRIORITY or SCHED and not held (urgency 0).
     /// Jobs waiting on dependencies and held jobs ask for nothing yet.
     fn runnable(&self) -> bool {
@@ -315,6 +341,20 @@ impl Listing {
     /// A [`ParseError`] for `job-list.list` when the answer is malformed.
     pub fn parse(text: &str) -> Result<Listing, ParseError> {
         json(TOPIC_JOB_LIST, text)
+    }
+
+    /// The queues (`""` for a job without one) of the runnable jobs that have waited longer than
+    /// `bound` at `now` (seconds since the epoch): the only ones whose status the liveness rule
+    /// needs.
+    pub fn queues_waiting_longer_than(&self, now: f64, bound: Duration) -> Vec<String> {
+        let mut queues: Vec<String> = self
+            .in_order()
+            .filter(|j| j.since().is_some_and(|t| now - t > bound.as_secs_f64()))
+            .map(|j| j.queue.clone().unwrap_or_default())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        queues
     }
 
     /// The ids of every listed job (any pending state).
@@ -349,6 +389,9 @@ pub struct DemandInputs<'a> {
     pub shapes: Option<&'a HashMap<u64, Shape>>,
     /// `--stuck-after` ([`DEFAULT_STUCK_AFTER`]).
     pub stuck_after: Duration,
+    /// Queues that are stopped (`flux queue stop`; `""` the anonymous one): their jobs are never
+    /// taken as stuck, since more nodes would not start them.
+    pub stopped_queues: Option<&'a BTreeSet<String>>,
 }
 
 impl Default for DemandInputs<'_> {
@@ -356,6 +399,7 @@ impl Default for DemandInputs<'_> {
         DemandInputs {
             shapes: None,
             stuck_after: DEFAULT_STUCK_AFTER,
+            stopped_queues: None,
         }
     }
 }
@@ -533,8 +577,12 @@ impl Snapshot {
                 .iter()
                 .map(|(j, shape)| Waiting {
                     shape,
-                    // The model's clock starts when the job could first be scheduled.
-                    since: j.t_sched.or(Some(j.t_submit)).filter(|t| *t > 0.0),
+                    // A job of a stopped queue waits for its queue, not for nodes: it is never
+                    // taken as stuck.
+                    since: j.since().filter(|_| {
+                        let queue = j.queue.as_deref().unwrap_or_default();
+                        !demand.stopped_queues.is_some_and(|s| s.contains(queue))
+                    }),
                 })
                 .collect();
             counts.pending_nodes = pool.pending_nodes(jobs.iter().map(|(_, s)| *s));
@@ -689,6 +737,7 @@ pub(crate) mod tests {
         let demand = DemandInputs {
             shapes: Some(&shapes),
             stuck_after,
+            ..DemandInputs::default()
         };
         Snapshot::build(&a, &Listing::parse(&a.job_list).unwrap(), demand, t).unwrap()
     }
@@ -794,6 +843,22 @@ pub(crate) mod tests {
         let s = snapshot_with("queue-constrained", Duration::from_millis(500));
         let size = |q| s.desired_size_for(s.job_counts(Some(q)).unwrap());
         assert_eq!((size("big"), size("batch"), s.desired_size()), (5, 5, 5));
+        // Unless its queue is stopped: more nodes would not start it.
+        let a = answers("queue-constrained");
+        let shapes = shapes("queue-constrained");
+        let stopped = BTreeSet::from(["batch".to_string()]);
+        let demand = DemandInputs {
+            shapes: Some(&shapes),
+            stuck_after: Duration::from_millis(500),
+            stopped_queues: Some(&stopped),
+        };
+        let l = Listing::parse(&a.job_list).unwrap();
+        let s = Snapshot::build(&a, &l, demand, Utc::now()).unwrap();
+        assert_eq!(s.needed_size(Some("batch")), Ok(3));
+        assert_eq!(
+            l.queues_waiting_longer_than(1_796_231_077.596, Duration::from_millis(500)),
+            ["batch", "big"]
+        );
         // A recording without submission times has no job to take as stuck.
         let s = snapshot_with("many-jobs", Duration::from_millis(1));
         assert_eq!((s.desired_size(), s.jobs.oldest_wait_seconds), (2, 0));
@@ -808,7 +873,7 @@ pub(crate) mod tests {
         let shapes = shapes("room-on-busy");
         let demand = DemandInputs {
             shapes: Some(&shapes),
-            stuck_after: DEFAULT_STUCK_AFTER,
+            ..DemandInputs::default()
         };
         let mut size = |reason: &str| {
             a.resource_status = format!(

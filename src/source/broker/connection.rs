@@ -20,6 +20,14 @@ pub(super) trait Connection {
     /// The `job-info.lookup` answers for the jobspecs of `ids`, in order, sent at once: what
     /// has not answered within `timeout` is [`Lookup::Late`].
     fn lookups(&mut self, ids: &[u64], timeout: Duration) -> Result<Vec<Lookup>, RoundError>;
+    /// Whether each of `queues` is started (`job-manager.queue-status`; `""` is the anonymous
+    /// queue of an instance without named queues), in order, sent at once: `None` when it did not
+    /// say in time.
+    fn queues_started(
+        &mut self,
+        queues: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Option<bool>>, RoundError>;
     /// Says which jobs left the listing (a recording drops their jobspecs).
     fn forget(&mut self, _gone: &[u64]) {}
     /// An RPC that may change the instance (drain, undrain), or the owner question, to rank 0.

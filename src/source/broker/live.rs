@@ -12,8 +12,8 @@ use super::jobspecs::Lookup;
 use super::{AdminError, BrokerError};
 use crate::source::snapshot::{
     Answers, RECORDED_AT_FILE, TOPIC_JOB_INFO_LOOKUP, TOPIC_JOB_LIST, TOPIC_JOB_STATS,
-    TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD, job_list_payload,
-    jobspec_lookup_payload,
+    TOPIC_QUEUE_STATUS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD,
+    job_list_payload, jobspec_lookup_payload, queue_is_started, queue_status_payload,
 };
 use crate::util::duration;
 
@@ -175,6 +175,46 @@ impl Connection for Live {
                 }
             }
             self.tape_lookups()?;
+        }
+        Ok(out)
+    }
+
+    fn queues_started(
+        &mut self,
+        queues: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<Option<bool>>, RoundError> {
+        let deadline = Instant::now() + timeout;
+        let mut sent = Vec::with_capacity(queues.len());
+        for q in queues {
+            let payload = queue_status_payload(q);
+            let rpc = self
+                .handle
+                .rpc(TOPIC_QUEUE_STATUS, Some(&payload), flux::NODEID_ANY)
+                .map_err(|e| Live::fail(TOPIC_QUEUE_STATUS, &e, timeout))?;
+            sent.push(rpc);
+        }
+        let mut out = Vec::with_capacity(queues.len());
+        let mut answered = serde_json::Map::new();
+        for (rpc, q) in sent.iter().zip(queues) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rpc.get(left) {
+                Ok(answer) => {
+                    out.push(queue_is_started(&answer));
+                    if let Ok(v) = serde_json::from_str(&answer) {
+                        answered.insert(q.clone(), v);
+                    }
+                }
+                Err(e) if is_disconnect(&e) => {
+                    return Err(Live::fail(TOPIC_QUEUE_STATUS, &e, timeout));
+                }
+                Err(_) => out.push(None),
+            }
+        }
+        drop(sent);
+        if let Some(dir) = &self.tape {
+            let text = serde_json::to_string_pretty(&answered).unwrap_or_default();
+            tape(dir, &format!("{TOPIC_QUEUE_STATUS}.json"), &text)?;
         }
         Ok(out)
     }

@@ -505,6 +505,45 @@ mod tests {
         .unwrap()
     }
 
+    /// queue-constrained: the batch job waits behind the big one although the model places it.
+    /// Past --stuck-after it needs a new node, unless its queue is stopped (read from the
+    /// replayed `job-manager.queue-status.json`), which more nodes would not cure.
+    #[tokio::test]
+    async fn jobs_of_a_stopped_queue_are_never_taken_as_stuck() {
+        let tmp = TempDir::with_scenario("queue-constrained");
+        let dir = tmp.path();
+        let settings = Settings {
+            stuck_after: Duration::from_millis(500), // the recording is 1 s after submission
+            ..Settings::new(
+                Source::Replay(dir.to_owned()),
+                Duration::ZERO,
+                Duration::from_secs(5),
+            )
+        };
+        let needed = |b: &Broker| {
+            let b = b.clone();
+            async move {
+                b.snapshot()
+                    .await
+                    .unwrap()
+                    .needed_size(Some("batch"))
+                    .unwrap()
+            }
+        };
+        let b = Broker::start(settings.clone()).unwrap();
+        assert_eq!(needed(&b).await, 5);
+        assert_eq!(b.stats().jobspecs_read.load(Ordering::Relaxed), 2);
+        b.stop();
+        std::fs::write(
+            dir.join("job-manager.queue-status.json"),
+            r#"{"batch": {"enable": true, "start": false}}"#,
+        )
+        .unwrap();
+        let b = Broker::start(settings).unwrap();
+        assert_eq!(needed(&b).await, 3);
+        b.stop();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_asks_share_one_round() {
         let tmp = TempDir::with_scenario("busy");

@@ -16,7 +16,8 @@ use super::{
 use crate::source::rlist::IdSet;
 use crate::source::snapshot::{
     Answers, RECORDED_AT_FILE, TOPIC_JOB_INFO_LOOKUP, TOPIC_JOB_LIST, TOPIC_JOB_STATS,
-    TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD,
+    TOPIC_QUEUE_STATUS, TOPIC_RESOURCE_STATUS, TOPIC_SCHED_STATUS, TOPIC_SCHED_STATUS_OLD,
+    queue_is_started,
 };
 use crate::util::duration;
 
@@ -222,6 +223,36 @@ impl Connection for Replay {
     fn round(&mut self, timeout: Duration) -> Result<Answers, RoundError> {
         self.inject_fault(timeout)?;
         self.answers()
+    }
+
+    /// Queue statuses from `job-manager.queue-status.json`, an object of answers by queue name
+    /// (`""`: the anonymous queue), as `record` writes it; without the file, or without an entry,
+    /// the queue is started.
+    fn queues_started(
+        &mut self,
+        queues: &[String],
+        _timeout: Duration,
+    ) -> Result<Vec<Option<bool>>, RoundError> {
+        let path = self.dir.join(format!("{TOPIC_QUEUE_STATUS}.json"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(vec![Some(true); queues.len()]);
+        };
+        let recorded: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| RoundError {
+                error: BrokerError::Rpc {
+                    topic: TOPIC_QUEUE_STATUS,
+                    message: format!("{}: {e}", path.display()),
+                },
+                disconnected: false,
+            })?;
+        Ok(queues
+            .iter()
+            .map(|q| {
+                recorded
+                    .get(q)
+                    .map_or(Some(true), |a| queue_is_started(&a.to_string()))
+            })
+            .collect())
     }
 
     /// Jobspecs from `job-info.lookup.json`, an object of answers by job id (as `record` writes

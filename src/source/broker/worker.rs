@@ -2,6 +2,7 @@
 //! round of RPCs (or with an answer young enough), sends the scripts' RPCs on the same
 //! connection, and after a failure waits out a short backoff before it tries again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -243,9 +244,36 @@ impl Worker {
                 }
             }
         }
+        // Only jobs that have waited past --stuck-after need their queue's status.
+        let clock = answers.recorded_at.unwrap_or_else(Utc::now);
+        let now = clock.timestamp_micros() as f64 / 1e6;
+        let old = listing.queues_waiting_longer_than(now, settings.stuck_after);
+        let mut stopped_queues = BTreeSet::new();
+        if let (false, Some(conn)) = (old.is_empty(), self.conn.as_mut()) {
+            let left = settings.timeout.saturating_sub(started.elapsed());
+            match conn.queues_started(&old, left) {
+                Ok(started) => {
+                    for (queue, started) in old.into_iter().zip(started) {
+                        if started == Some(false) {
+                            stopped_queues.insert(queue);
+                        }
+                    }
+                }
+                Err(RoundError {
+                    error,
+                    disconnected,
+                }) => {
+                    tracing::warn!(error = %error, "reading the status of queues failed");
+                    if disconnected {
+                        self.conn = None;
+                    }
+                }
+            }
+        }
         let demand = DemandInputs {
             shapes: Some(&self.jobspecs.shapes),
             stuck_after: settings.stuck_after,
+            stopped_queues: Some(&stopped_queues),
         };
         let mut snapshot = Snapshot::build(&answers, &listing, demand, Utc::now())?;
         self.shared
