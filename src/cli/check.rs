@@ -251,6 +251,7 @@ fn library(r: &mut Report, source: &Source) {
 async fn broker(r: &mut Report, config: &Config, custom: Option<&Custom>) {
     let mut settings = config.broker.clone();
     settings.max_age = std::time::Duration::ZERO;
+    settings.jobspecs_per_round = usize::MAX; // one round: every waiting job's jobspec
     let replay = matches!(settings.source, Source::Replay(_));
     let what = if replay { "replay directory" } else { "broker" };
     let broker = match Broker::start(settings) {
@@ -269,6 +270,28 @@ async fn broker(r: &mut Report, config: &Config, custom: Option<&Custom>) {
                     s.jobs.pending()
                 ),
             );
+            match s.jobs.unshaped {
+                0 => r.ok(
+                    "jobspecs",
+                    "the shape of every runnable waiting job is known (read from its jobspec)",
+                ),
+                n => r.note(
+                    "jobspecs",
+                    &format!(
+                        "{n} runnable waiting job(s) count by their job-list entry (no GPUs, exclusivity or constraints): their jobspecs could not be read{}",
+                        if replay {
+                            " (the directory has no job-info.lookup.json answer for them)"
+                        } else {
+                            " (job-info.lookup lets a guest read only its own jobs)"
+                        }
+                    ),
+                    if replay {
+                        "record the directory again with this version's `flux-metrics-api record DIR`"
+                    } else {
+                        "run the server as the Flux instance owner (as in a MiniCluster's lead broker pod)"
+                    },
+                ),
+            }
             if let Some(custom) = custom {
                 let host: Arc<dyn Host> = Arc::new(broker.clone());
                 for e in custom.values(&s, &host, |_| true).await {
