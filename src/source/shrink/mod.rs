@@ -107,7 +107,7 @@ impl Observation {
 /// What to do now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Decision {
-    /// Ranks to drain, with the reason [`reason`]`(size)`.
+    /// Ranks to drain, with the reason [`reason()`]`(size)`.
     pub drain: IdSet,
     /// The size the drains are for (T).
     pub size: u64,
