@@ -11,6 +11,9 @@
 //! `live_drain_before_shrink` runs `--drain-before-shrink` on `flux start --test-size=8`: drains
 //! after the delay, an administrator's drain left alone, undrains when a job needs the ranks,
 //! an administrator's undrain respected, the drains lifted on SIGTERM.
+//! `live_drain_before_shrink_with_brokers_leaving` does it on brokers that leave and join again
+//! as a MiniCluster's pods do (`--test-hosts` and a [bootstrap] config): the drained ranks'
+//! brokers stop, their drains stay and count, a wide job gets them undrained, new brokers join.
 //!
 //! `live_server_answers_503_when_the_broker_goes_away` points a server outside any instance at
 //! an instance's URI, stops the instance, and checks that metric requests and `/readyz` answer
@@ -1501,4 +1504,228 @@ fn live_drain_before_shrink() {
         instance.report()
     );
     eprintln!("drain before shrink on 8 live brokers:\n{seen}");
+}
+
+/// The [bootstrap] config of an instance of 8 brokers that can leave and join again, as a
+/// MiniCluster's pods do: TCP on 127.0.0.1 (a port per rank), hostnames fake0-7 (`flux start
+/// --test-hosts`), resources given by configuration (so a rank that leaves stays in the set).
+fn elastic_config(dir: &Path, flux: &Path) -> PathBuf {
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(&conf).expect("creating the config directory");
+    let cert = conf.join("curve.cert");
+    let keygen = Command::new(flux)
+        .arg("keygen")
+        .arg(&cert)
+        .output()
+        .expect("flux keygen");
+    assert!(keygen.status.success(), "flux keygen: {keygen:?}");
+    let mut toml = format!("[bootstrap]\ncurve_cert = \"{}\"\n", cert.display());
+    for rank in 0..8 {
+        let port = free_port();
+        let _ = write!(
+            toml,
+            "[[bootstrap.hosts]]\nhost = \"fake{rank}\"\nbind = \"tcp://127.0.0.1:{port}\"\nconnect = \"tcp://127.0.0.1:{port}\"\n"
+        );
+    }
+    toml.push_str(
+        "[resource]\nnoverify = true\n[[resource.config]]\nhosts = \"fake[0-7]\"\ncores = \"0-3\"\n",
+    );
+    std::fs::write(conf.join("instance.toml"), toml).expect("writing the config");
+    conf
+}
+
+/// `--drain-before-shrink` while the drained brokers really leave and come back, as the pods of
+/// a MiniCluster the HPA shrinks and grows: a 2-node job, so ranks 2-7 are drained for a shrink
+/// to 2; their brokers stop (SIGTERM, as for a deleted pod) and the drains stay, counted; a job
+/// of 6 more nodes raises N to 8, the ranks are undrained after the grace while still offline,
+/// new brokers join for them, and the job runs.
+#[test]
+fn live_drain_before_shrink_with_brokers_leaving() {
+    let Some(flux) = flux_or_skip() else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scratch = TempDir::new("flux-elastic");
+    let conf = elastic_config(scratch.path(), &flux);
+    let mut cmd = Command::new(&flux);
+    cmd.args(["start", "--test-size=8", "--test-hosts=fake[0-7]"])
+        .args([
+            "--test-exit-mode=leader",
+            &format!("--config-path={}", conf.display()),
+        ])
+        .args(["sh", "-c", IDLE_INSTANCE])
+        .current_dir(scratch.path())
+        .env_remove("FLUX_URI")
+        .env("FMA_DIR", scratch.path());
+    let mut instance = Process::spawn(cmd);
+    let (_, line) = instance.until("=== uri ", Instant::now() + Duration::from_secs(60));
+    let uri = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_default()
+        .to_owned();
+    let f = |args: &[&str]| flux_at(&flux, &uri, args).unwrap_or_else(|e| panic!("{e}"));
+    let rundir = f(&["getattr", "rundir"]).trim().to_owned();
+    let pids: Vec<u32> = (2..8)
+        .map(|r| {
+            let at = format!("local://{rundir}/local-{r}");
+            flux_at(&flux, &at, &["getattr", "broker.pid"])
+                .unwrap_or_else(|e| panic!("{e}"))
+                .trim()
+                .parse()
+                .expect("a broker pid")
+        })
+        .collect();
+    let pair = f(&["submit", "-N2", "--exclusive", "sleep", "300"]);
+    f(&["job", "wait-event", "-t", "30", pair.trim(), "start"]);
+
+    let started = common::bin::start(|port| {
+        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
+        server
+            .args(["--port", &port.to_string(), "--flux-uri", &uri])
+            .args(["--max-age", "500ms", "--drain-before-shrink"])
+            .args(["--shrink-delay", "3s", "--undrain-grace", "2s"])
+            .current_dir(scratch.path());
+        if let Some(lib) = flux_core_lib(&flux) {
+            server.env("FLUX_CORE_LIB", lib);
+        }
+        Process::spawn(server)
+    });
+    let (server, port) = (started.process, started.port);
+    let ours = |d: &BTreeMap<u32, String>| -> BTreeSet<u32> {
+        d.iter()
+            .filter(|(_, r)| r.starts_with("flux-metrics-api: shrinking to "))
+            .map(|(&k, _)| k)
+            .collect()
+    };
+    let mut problems = Vec::new();
+    let mut seen = String::new();
+    let limit = Duration::from_secs(30);
+    let expect_metrics =
+        |when: &str, want: &[(&str, u64)], seen: &mut String, problems: &mut Vec<String>| {
+            for &(metric, want) in want {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let mut got = external_value(port, metric);
+                while got != Ok(want) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(200));
+                    got = external_value(port, metric);
+                }
+                let _ = writeln!(seen, "{when}: {metric} {got:?}");
+                if got != Ok(want) {
+                    problems.push(format!("{when}: {metric} is {got:?}, want {want}"));
+                }
+            }
+        };
+
+    // N = 2: ranks 2-7 drained for a shrink to 2, and the published size falls to 2.
+    match wait_for_drains(&flux, &uri, limit, |d| ours(d) == idset("2-7")) {
+        Ok(d) => {
+            let _ = writeln!(seen, "drained: {d:?}");
+            if d.get(&2).map(String::as_str) != Some("flux-metrics-api: shrinking to 2") {
+                problems.push(format!("unexpected reason: {d:?}"));
+            }
+        }
+        Err(d) => problems.push(format!("ranks 2-7 were not drained: {d:?}")),
+    }
+    expect_metrics(
+        "drained",
+        &[
+            ("minicluster_desired_size", 2),
+            ("minicluster_safe_size", 2),
+        ],
+        &mut seen,
+        &mut problems,
+    );
+
+    // The pods of ranks 2-7 are deleted: their brokers stop. The drains stay, and count.
+    for &pid in &pids {
+        send_signal("TERM", pid);
+    }
+    let deadline = Instant::now() + limit;
+    let mut offline = String::new();
+    while Instant::now() < deadline {
+        offline = f(&["resource", "status", "-s", "offline", "-no", "{ranks}"]);
+        if offline.trim() == "2-7" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = writeln!(seen, "offline: {}", offline.trim());
+    if offline.trim() != "2-7" {
+        problems.push(format!("ranks 2-7 did not go offline: {offline:?}"));
+    }
+    expect_metrics(
+        "offline",
+        &[
+            ("node_shrink_drained_count", 6),
+            ("minicluster_desired_size", 2),
+            ("minicluster_safe_size", 2),
+        ],
+        &mut seen,
+        &mut problems,
+    );
+    std::thread::sleep(Duration::from_secs(4)); // more than --shrink-delay: nothing changes
+    let d = drains_at(&flux, &uri);
+    if ours(&d) != idset("2-7") {
+        problems.push(format!("the offline ranks' drains changed: {d:?}"));
+    }
+
+    // A job needing 6 more nodes: N = 8. The ranks are undrained after the grace, offline as
+    // they are; new brokers join for them (the operator's new pods) and the job runs.
+    let wide = f(&["submit", "-N6", "--exclusive", "sleep", "300"]);
+    let wide = wide.trim();
+    match wait_for_drains(&flux, &uri, limit, |d| ours(d).is_empty()) {
+        Ok(d) => {
+            let _ = writeln!(seen, "after the 6-node job: {d:?}");
+        }
+        Err(d) => problems.push(format!("ranks 2-7 were not undrained for the job: {d:?}")),
+    }
+    let rejoined: Vec<Process> = (2..8)
+        .map(|rank| {
+            let mut broker = Command::new(&flux);
+            broker
+                .arg("broker")
+                .arg(format!("--config-path={}", conf.display()))
+                .arg(format!("--setattr=rundir={rundir}"))
+                .arg(format!("--setattr=hostname=fake{rank}"))
+                .env_remove("FLUX_URI")
+                .current_dir(scratch.path());
+            Process::spawn(broker)
+        })
+        .collect();
+    if let Err(e) = flux_at(
+        &flux,
+        &uri,
+        &["job", "wait-event", "-t", "60", wide, "start"],
+    ) {
+        problems.push(format!("the 6-node job never started: {e}"));
+    }
+    expect_metrics(
+        "rejoined",
+        &[
+            ("minicluster_desired_size", 8),
+            ("node_shrink_drained_count", 0),
+        ],
+        &mut seen,
+        &mut problems,
+    );
+
+    let out = server.stop("TERM");
+    if !out.status.success() {
+        problems.push(format!("the server exited with {:?}", out.status));
+    }
+    let _ = flux_at(&flux, &uri, &["cancel", "--all"]);
+    std::fs::write(scratch.path().join("stop"), b"").expect("stopping the instance");
+    let stopped = instance.wait_for(Duration::from_secs(60));
+    drop(rejoined); // the brokers leave with the leader; any left are killed
+    assert!(
+        problems.is_empty(),
+        "{}\n{seen}\nserver stderr:\n{}",
+        problems.join("\n"),
+        out.stderr
+    );
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "{}",
+        instance.report()
+    );
+    eprintln!("drain before shrink with brokers leaving and joining:\n{seen}");
 }
