@@ -1352,9 +1352,8 @@ fn wait_for_drains(
 /// `--drain-before-shrink` on 8 live brokers: an administrator's drain of rank 6, a job pinned
 /// to rank 5, nothing else. N is 1, so after the delay ranks 1-5 and 7 are drained (5 keeps
 /// its job: draining); a 4-node job raises N and, after the grace, gets ranks 1-3 back; once it
-/// runs N is 1 again and ranks 1-3 are drained again (the job runs on); an administrator's
-/// undrain of rank 7 is respected; SIGTERM undrains the rest, and rank 6 keeps its maintenance
-/// drain throughout.
+/// runs N is 1 again, but the nodes it fills stay open; an administrator's undrain of rank 7 is
+/// respected; SIGTERM undrains the rest, and rank 6 keeps its maintenance drain throughout.
 #[test]
 fn live_drain_before_shrink() {
     let Some(flux) = flux_or_skip() else { return };
@@ -1461,15 +1460,16 @@ fn live_drain_before_shrink() {
     }
 
     // An administrator undrains rank 7: it stays undrained while N does not drop below the
-    // size its drain was for (1). Once the 4-node job runs nothing waits, so N is 1 again and,
-    // after the delay, ranks 1-3 are drained again (the job runs on there: draining).
+    // size its drain was for (1). Once the 4-node job runs nothing waits, so N is 1 again, but
+    // the job holds ranks 0-3 wholly (-N without -n is exclusive): the drains leave the four
+    // nodes the running work fills, and nothing more is drained.
     f(&["resource", "undrain", "7"]);
     std::thread::sleep(Duration::from_secs(8)); // more than twice --shrink-delay
     let d = drains_at(&flux, &uri);
     let _ = writeln!(seen, "after `flux resource undrain 7`: {d:?}");
-    if ours(&d) != idset("1-5") {
+    if ours(&d) != idset("4-5") {
         problems.push(format!(
-            "want ranks 1-5 drained for a shrink and rank 7 left alone: {d:?}"
+            "want ranks 4-5 drained for a shrink and rank 7 left alone: {d:?}"
         ));
     }
     let state = f(&["jobs", "-no", "{state}", wide]);
@@ -1535,11 +1535,11 @@ fn elastic_config(dir: &Path, flux: &Path) -> PathBuf {
 }
 
 /// `--drain-before-shrink` while the drained brokers really leave and come back, as the pods of
-/// a MiniCluster the HPA shrinks and grows: a 2-node job on ranks 0-1 and nothing waiting, so N
-/// is 1 and ranks 1-7 are drained for a shrink to 1 (rank 1 runs on: the published size is 2);
-/// the brokers of ranks 2-7 stop (SIGTERM, as for a deleted pod) and their drains stay,
-/// counted; a job of 6 more nodes raises N to 8, the ranks are undrained after the grace while
-/// still offline, new brokers join for them, and the job runs.
+/// a MiniCluster the HPA shrinks and grows: a 2-node job on ranks 0-1 and nothing waiting (N is
+/// 1, the running job fills two nodes), so ranks 2-7 are drained for a shrink to 2 and the
+/// published size falls to 2; their brokers stop (SIGTERM, as for a deleted pod) and the drains
+/// stay, counted; a job of 6 more nodes raises N to 8, the ranks are undrained after the grace
+/// while still offline, new brokers join for them, and the job runs.
 #[test]
 fn live_drain_before_shrink_with_brokers_leaving() {
     let Some(flux) = flux_or_skip() else { return };
@@ -1616,16 +1616,16 @@ fn live_drain_before_shrink_with_brokers_leaving() {
             }
         };
 
-    // N = 1: ranks 1-7 drained for a shrink to 1; rank 1 keeps its job, so the published size
-    // falls to 2.
-    match wait_for_drains(&flux, &uri, limit, |d| ours(d) == idset("1-7")) {
+    // N = 1, the running job fills 2 nodes: ranks 2-7 drained for a shrink to 2, and the
+    // published size falls to 2.
+    match wait_for_drains(&flux, &uri, limit, |d| ours(d) == idset("2-7")) {
         Ok(d) => {
             let _ = writeln!(seen, "drained: {d:?}");
-            if d.get(&2).map(String::as_str) != Some("flux-metrics-api: shrinking to 1") {
+            if d.get(&2).map(String::as_str) != Some("flux-metrics-api: shrinking to 2") {
                 problems.push(format!("unexpected reason: {d:?}"));
             }
         }
-        Err(d) => problems.push(format!("ranks 1-7 were not drained: {d:?}")),
+        Err(d) => problems.push(format!("ranks 2-7 were not drained: {d:?}")),
     }
     expect_metrics(
         "drained",
@@ -1657,7 +1657,7 @@ fn live_drain_before_shrink_with_brokers_leaving() {
     expect_metrics(
         "offline",
         &[
-            ("node_shrink_drained_count", 7),
+            ("node_shrink_drained_count", 6),
             ("minicluster_desired_size", 2),
             ("minicluster_safe_size", 2),
         ],
@@ -1666,8 +1666,8 @@ fn live_drain_before_shrink_with_brokers_leaving() {
     );
     std::thread::sleep(Duration::from_secs(4)); // more than --shrink-delay: nothing changes
     let d = drains_at(&flux, &uri);
-    if ours(&d) != idset("1-7") {
-        problems.push(format!("the drains changed: {d:?}"));
+    if ours(&d) != idset("2-7") {
+        problems.push(format!("the offline ranks' drains changed: {d:?}"));
     }
 
     // A job needing 6 more nodes: N = 8. The ranks are undrained after the grace, offline as
@@ -1678,7 +1678,7 @@ fn live_drain_before_shrink_with_brokers_leaving() {
         Ok(d) => {
             let _ = writeln!(seen, "after the 6-node job: {d:?}");
         }
-        Err(d) => problems.push(format!("ranks 1-7 were not undrained for the job: {d:?}")),
+        Err(d) => problems.push(format!("ranks 2-7 were not undrained for the job: {d:?}")),
     }
     let rejoined: Vec<Process> = (2..8)
         .map(|rank| {
@@ -1700,8 +1700,6 @@ fn live_drain_before_shrink_with_brokers_leaving() {
     ) {
         problems.push(format!("the 6-node job never started: {e}"));
     }
-    // (Once it runs nothing waits: N is 1 again, and the ranks are drained again after the
-    // delay, the job running on.)
     expect_metrics(
         "rejoined",
         &[("minicluster_desired_size", 8)],

@@ -5,11 +5,12 @@
 //! Pure: a [`Shrinker`] is fed one [`Observation`] per snapshot (with its time) and answers a
 //! [`Decision`]; the caller sends the RPCs and says so ([`Shrinker::sent`]). Nothing here does
 //! I/O or reads a clock. The rules, in the words of docs/autoscaling.md:
-//! - **drain** the online ranks ≥ T that nobody drained, where T is the highest N (the size Flux
-//!   needs, before the floor) of the last `shrink_delay`, once the history covers that delay
-//!   and T is below the current size (highest online rank + 1); never rank 0, never an
-//!   excluded rank, never a rank whose drain an administrator lifted (until T falls below the
-//!   size that drain was for, or N rises above the rank);
+//! - **drain** the online ranks ≥ T that nobody drained, where T is the highest of N (the size
+//!   the waiting jobs fit in beside what runs, before the floor) and of the running jobs'
+//!   packed size ([`packed_running`]) over the last `shrink_delay`, once the history covers
+//!   that delay and T is below the current size (highest online rank + 1); never rank 0, never
+//!   an excluded rank, never a rank whose drain an administrator lifted (until T falls below
+//!   the size that drain was for, or N rises above the rank);
 //! - **undrain** a rank of this server's below N once the published desired size has been above
 //!   it for all of the last `undrain_grace`: a shrink decided just before may still remove it;
 //! - a broken history (the broker unreachable, a gap between snapshots) starts over: no
@@ -63,6 +64,8 @@ pub struct Observation {
     pub at: f64,
     /// N: the size Flux needs without the floor of the running jobs.
     pub needed: u64,
+    /// The nodes the running jobs would fill packed together ([`packed_running`]).
+    pub running: u64,
     /// The desired size as published (`minicluster_desired_size`).
     pub desired: u64,
     /// Online ranks.
@@ -79,6 +82,7 @@ impl Observation {
         Observation {
             at: snapshot.taken_at.timestamp_micros() as f64 / 1e6,
             needed,
+            running: packed_running(snapshot),
             desired,
             online: snapshot.online.clone(),
             blocked: snapshot.drained.union(&snapshot.excluded),
@@ -104,6 +108,36 @@ impl Observation {
     }
 }
 
+/// The nodes the running jobs of `snapshot` would fill if they were packed together: every node
+/// they hold wholly, plus what they hold on the others (cores, or GPUs when those need more) in
+/// nodes of the largest size, rounded up once.
+///
+/// Under a steady load the work that runs now is followed by work like it, so the drains leave
+/// that much room: N alone (what the waiting jobs need) is 1 whenever nothing waits, and a
+/// trickle of jobs needing three nodes would otherwise be drained down to one node, each new
+/// job then waiting `undrain_grace` for its rank (BENCHMARKS.md, drain before shrink). Packed,
+/// not counted where they run: jobs spread over every node by the scheduler still let the
+/// cluster shrink to the nodes their cores fill.
+pub fn packed_running(snapshot: &Snapshot) -> u64 {
+    let whole = snapshot.all.ranks_wholly_in(&snapshot.allocated);
+    let (mut cores, mut gpus) = (0u64, 0u64);
+    for (rank, node) in snapshot.allocated.nodes() {
+        if !whole.contains(rank) {
+            cores = cores.saturating_add(node.cores.len());
+            gpus = gpus.saturating_add(node.gpus.len());
+        }
+    }
+    let max_gpus = snapshot
+        .all
+        .nodes()
+        .map(|(_, n)| n.gpus.len())
+        .max()
+        .unwrap_or(0);
+    let per = |n: u64, per_node: u64| n.div_ceil(per_node.max(1));
+    let partial = per(cores, snapshot.all.max_cores_per_node()).max(per(gpus, max_gpus));
+    whole.len().saturating_add(partial)
+}
+
 /// What to do now.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Decision {
@@ -125,7 +159,8 @@ impl Decision {
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     at: f64,
-    needed: u64,
+    /// max(N, the running jobs' packed size): what the drains leave room for.
+    hold: u64,
     desired: u64,
 }
 
@@ -203,7 +238,7 @@ impl Shrinker {
         }
         self.samples.push_back(Sample {
             at: obs.at,
-            needed: obs.needed,
+            hold: obs.needed.max(obs.running),
             desired: obs.desired,
         });
         self.since.get_or_insert(obs.at);
@@ -257,10 +292,11 @@ impl Shrinker {
         Some(self.samples.iter().skip(first))
     }
 
-    /// T: the highest N of the last `shrink_delay`, once the history covers it.
+    /// T: the highest of N and of the running jobs' packed size over the last `shrink_delay`,
+    /// once the history covers it.
     pub fn target(&self) -> Option<u64> {
         self.window(self.settings.shrink_delay)
-            .and_then(|w| w.map(|s| s.needed).max())
+            .and_then(|w| w.map(|s| s.hold).max())
     }
 
     /// What to do now, from the last observation and the history; nothing without a history.

@@ -27,6 +27,8 @@ struct Sim {
     excluded: IdSet,
     /// Ranks running a job.
     busy: IdSet,
+    /// The running jobs' packed size ([`packed_running`]).
+    running: u64,
     /// Drains by anyone, with their reasons.
     drains: BTreeMap<u32, String>,
     /// Every decision that did something, with its time.
@@ -41,6 +43,7 @@ impl Sim {
             online: ids(online),
             excluded: IdSet::default(),
             busy: IdSet::default(),
+            running: 0,
             drains: BTreeMap::new(),
             log: Vec::new(),
         }
@@ -69,6 +72,7 @@ impl Sim {
         Observation {
             at: self.at,
             needed,
+            running: self.running,
             desired,
             online: self.online.clone(),
             blocked: self.blocked(),
@@ -156,6 +160,34 @@ fn drains_the_ranks_above_n_once_n_stayed_below_for_the_delay() {
     // Nothing more while nothing changes.
     sim.run(600, 3);
     assert_eq!(sim.log.len(), 1);
+}
+
+#[test]
+fn the_drains_leave_room_for_the_nodes_the_running_jobs_fill() {
+    // A trickle: three nodes' worth of jobs run, each new one starts at once, so nothing is
+    // seen waiting and N is 1; the drains leave three nodes, not one.
+    let mut sim = Sim::new(settings(60, 30), "0-7");
+    sim.running = 3;
+    sim.run(61, 1);
+    assert_eq!(sim.log.len(), 1, "{:?}", sim.log);
+    assert_eq!(
+        (sim.log[0].1.drain.to_string(), sim.log[0].1.size),
+        ("3-7".into(), 3)
+    );
+    // The load falls to one node's worth: after the delay, one node is left.
+    sim.running = 1;
+    sim.run(59, 1);
+    assert_eq!(
+        sim.log.len(),
+        1,
+        "the three nodes' worth is in the window until then"
+    );
+    sim.run(2, 1);
+    assert_eq!(sim.log.len(), 2, "{:?}", sim.log);
+    assert_eq!(
+        (sim.log[1].1.drain.to_string(), sim.log[1].1.size),
+        ("1-2".into(), 1)
+    );
 }
 
 #[test]
@@ -484,17 +516,48 @@ fn recorded_scenarios_as_observations() {
         ("1-2".into(), 1),
         "never rank 3"
     );
-    // elastic: a MiniCluster of 8 at size 4 (4-7 offline): only online ranks count.
+    // elastic: a MiniCluster of 8 at size 4 (4-7 offline): only online ranks count; its jobs
+    // fill ranks 0-1 and half of rank 2, three nodes packed, so rank 3 alone is drained.
     let s = snapshot("elastic");
     let obs = Observation::of(&s, 2, 8);
-    assert_eq!(obs.current_size(), 4);
+    assert_eq!((obs.current_size(), obs.running), (4, 3));
     let mut loop_ = Shrinker::new(settings(0, 0));
     loop_.observe(obs);
-    assert_eq!(loop_.decide().drain.to_string(), "2-3");
+    assert_eq!(loop_.decide().drain.to_string(), "3");
     // busy: nothing drained, all four ranks online.
     let s = snapshot("busy");
     let obs = Observation::of(&s, 4, 4);
     let mut loop_ = Shrinker::new(settings(0, 0));
     loop_.observe(obs);
     assert!(loop_.decide().is_empty());
+}
+
+#[test]
+fn the_running_jobs_packed_size_of_the_recorded_scenarios() {
+    for (scenario, want, why) in [
+        ("idle", 0, "nothing runs"),
+        ("drained", 1, "one core of two on rank 0"),
+        (
+            "busy",
+            2,
+            "one core of two on each of ranks 0-2: three cores fill two nodes",
+        ),
+        (
+            "elastic",
+            3,
+            "ranks 0-1 wholly, two cores of four on rank 2",
+        ),
+        ("room-on-busy", 2, "two cores of four on each of ranks 0-3"),
+        (
+            "gpu-exclusive",
+            4,
+            "both GPUs of each of ranks 0-3 (a core each): the GPUs need 4",
+        ),
+    ] {
+        assert_eq!(
+            packed_running(&snapshot(scenario)),
+            want,
+            "{scenario}: {why}"
+        );
+    }
 }
