@@ -844,8 +844,8 @@ EOF
     check "live: a 2-node job waits behind a running 1-node job (job_queue_pending_count 1 through kube-apiserver)" \
         wait_until 30 "job_queue_pending_count 1" live_value \
         "/apis/external.metrics.k8s.io/v1beta1/namespaces/$NS/job_queue_pending_count" 1 || true
-    check "live: minicluster_desired_size is 3 (1 allocated + 2 waiting)" \
-        wait_until 30 "minicluster_desired_size 3" live_value "$path_ext" 3 || true
+    check "live: minicluster_desired_size is 4 (the 2-node job fits on no 2 undrained ranks: the whole set)" \
+        wait_until 30 "minicluster_desired_size 4" live_value "$path_ext" 4 || true
     hpas_follow "live, a job waiting: grows"
     FLUX_URI=$uri "$FLUX_CMD" cancel --all >/dev/null 2>&1 || FLUX_URI=$uri "$FLUX_CMD" job cancelall -f >/dev/null
     check "live: minicluster_desired_size back to 1 once the jobs are gone" \
