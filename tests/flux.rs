@@ -1294,6 +1294,32 @@ fn live_demand_reads_the_shape_of_every_waiting_job() {
     assert_eq!(got, want, "{get:#}");
 }
 
+/// A server with `--drain-before-shrink` (short delays) on the instance at `uri`, and its port.
+fn start_draining_server(flux: &Path, uri: &str, scratch: &TempDir) -> (Process, u16) {
+    let started = common::bin::start(|port| {
+        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
+        server
+            .args(["--port", &port.to_string(), "--flux-uri", uri])
+            .args(["--max-age", "500ms", "--drain-before-shrink"])
+            .args(["--shrink-delay", "3s", "--undrain-grace", "2s"])
+            .current_dir(scratch.path());
+        if let Some(lib) = flux_core_lib(flux) {
+            server.env("FLUX_CORE_LIB", lib);
+        }
+        Process::spawn(server)
+    });
+    (started.process, started.port)
+}
+
+/// The ranks of `drains` that this server drained for a shrink (by their reason).
+fn ours(drains: &BTreeMap<u32, String>) -> BTreeSet<u32> {
+    drains
+        .iter()
+        .filter(|(_, r)| r.starts_with(flux_metrics::source::shrink::REASON_PREFIX))
+        .map(|(&k, _)| k)
+        .collect()
+}
+
 /// `flux ARGS` against the instance at `uri`; its stdout, or the failure with stderr.
 fn flux_at(flux: &Path, uri: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(flux)
@@ -1376,25 +1402,7 @@ fn live_drain_before_shrink() {
     let pinned = pinned.trim();
     f(&["job", "wait-event", "-t", "30", pinned, "start"]);
 
-    let started = common::bin::start(|port| {
-        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
-        server
-            .args(["--port", &port.to_string(), "--flux-uri", &uri])
-            .args(["--max-age", "500ms", "--drain-before-shrink"])
-            .args(["--shrink-delay", "3s", "--undrain-grace", "2s"])
-            .current_dir(scratch.path());
-        if let Some(lib) = flux_core_lib(&flux) {
-            server.env("FLUX_CORE_LIB", lib);
-        }
-        Process::spawn(server)
-    });
-    let (server, port) = (started.process, started.port);
-    let ours = |d: &BTreeMap<u32, String>| -> BTreeSet<u32> {
-        d.iter()
-            .filter(|(_, r)| r.starts_with("flux-metrics-api: shrinking to "))
-            .map(|(&k, _)| k)
-            .collect()
-    };
+    let (server, port) = start_draining_server(&flux, &uri, &scratch);
     let mut problems = Vec::new();
     let mut seen = String::new();
     let limit = Duration::from_secs(30);
@@ -1578,25 +1586,7 @@ fn live_drain_before_shrink_with_brokers_leaving() {
     let pair = f(&["submit", "-N2", "--exclusive", "sleep", "300"]);
     f(&["job", "wait-event", "-t", "30", pair.trim(), "start"]);
 
-    let started = common::bin::start(|port| {
-        let mut server = common::bin::command(["start", "--insecure-http", "--host", "127.0.0.1"]);
-        server
-            .args(["--port", &port.to_string(), "--flux-uri", &uri])
-            .args(["--max-age", "500ms", "--drain-before-shrink"])
-            .args(["--shrink-delay", "3s", "--undrain-grace", "2s"])
-            .current_dir(scratch.path());
-        if let Some(lib) = flux_core_lib(&flux) {
-            server.env("FLUX_CORE_LIB", lib);
-        }
-        Process::spawn(server)
-    });
-    let (server, port) = (started.process, started.port);
-    let ours = |d: &BTreeMap<u32, String>| -> BTreeSet<u32> {
-        d.iter()
-            .filter(|(_, r)| r.starts_with("flux-metrics-api: shrinking to "))
-            .map(|(&k, _)| k)
-            .collect()
-    };
+    let (server, port) = start_draining_server(&flux, &uri, &scratch);
     let mut problems = Vec::new();
     let mut seen = String::new();
     let limit = Duration::from_secs(30);

@@ -232,16 +232,8 @@ impl Worker {
                         }
                     }
                 }
-                Err(RoundError {
-                    error,
-                    disconnected,
-                }) => {
-                    // The round's answers stand; the jobs wait for their jobspecs.
-                    tracing::warn!(error = %error, "reading jobspecs failed");
-                    if disconnected {
-                        self.conn = None;
-                    }
-                }
+                // The round's answers stand; the jobs wait for their jobspecs.
+                Err(e) => extra_failed(&mut self.conn, "reading jobspecs", &e),
             }
         }
         // Only jobs that have waited past --stuck-after need their queue's status.
@@ -259,15 +251,7 @@ impl Worker {
                         }
                     }
                 }
-                Err(RoundError {
-                    error,
-                    disconnected,
-                }) => {
-                    tracing::warn!(error = %error, "reading the status of queues failed");
-                    if disconnected {
-                        self.conn = None;
-                    }
-                }
+                Err(e) => extra_failed(&mut self.conn, "reading the status of queues", &e),
             }
         }
         let demand = DemandInputs {
@@ -293,6 +277,15 @@ impl Worker {
             at: Instant::now(),
         })));
         Ok(snapshot)
+    }
+}
+
+/// A failed RPC after a round's own answers (jobspecs, queue statuses): the round stands, the
+/// failure is logged, and a lost connection is reopened on the next ask.
+fn extra_failed(conn: &mut Option<Box<dyn Connection>>, what: &str, e: &RoundError) {
+    tracing::warn!(error = %e.error, "{what} failed");
+    if e.disconnected {
+        *conn = None;
     }
 }
 
