@@ -389,7 +389,8 @@ pub struct StartArgs {
     #[arg(long, env = "FLUX_METRICS_SHRINK_DELAY", default_value = "5m", value_parser = duration::parse, value_name = "DURATION", requires = "drain_before_shrink", help_heading = "Drain before shrink")]
     pub shrink_delay: Duration,
     /// How long the desired size must stay above a rank drained for a shrink before it is
-    /// undrained (longer than the operator takes to remove a pod after the HPA's decision)
+    /// undrained (longer than the operator takes to remove a pod after the HPA's decision), and
+    /// how long a job must wait before it counts on such a rank
     #[arg(long, env = "FLUX_METRICS_UNDRAIN_GRACE", default_value = "30s", value_parser = duration::parse, value_name = "DURATION", requires = "drain_before_shrink", help_heading = "Drain before shrink")]
     pub undrain_grace: Duration,
     /// With --replay: accept POST /write-metrics/PATH, PATH that of a read (body: a Quantity such as

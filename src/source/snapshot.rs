@@ -392,6 +392,10 @@ pub struct DemandInputs<'a> {
     /// Queues that are stopped (`flux queue stop`; `""` the anonymous one): their jobs are never
     /// taken as stuck, since more nodes would not start them.
     pub stopped_queues: Option<&'a BTreeSet<String>>,
+    /// How long a job must have waited to count on this server's shrink drains as room: the
+    /// loop's `--undrain-grace` while it runs, zero otherwise
+    /// ([`Pool::drained_room_after`]).
+    pub room_after: Duration,
 }
 
 impl Default for DemandInputs<'_> {
@@ -400,6 +404,7 @@ impl Default for DemandInputs<'_> {
             shapes: None,
             stuck_after: DEFAULT_STUCK_AFTER,
             stopped_queues: None,
+            room_after: Duration::ZERO,
         }
     }
 }
@@ -547,8 +552,10 @@ impl Snapshot {
             allocated: &allocated,
             online: &online,
             closed: &closed,
+            shrink_drained: &shrink_drained,
             current_size: nodes.current_size,
-        });
+        })
+        .drained_room_after(demand.room_after);
         let no_hosts = BTreeMap::new();
         let constraint_nodes = Nodes {
             properties: &properties,
@@ -851,6 +858,7 @@ pub(crate) mod tests {
             shapes: Some(&shapes),
             stuck_after: Duration::from_millis(500),
             stopped_queues: Some(&stopped),
+            ..DemandInputs::default()
         };
         let l = Listing::parse(&a.job_list).unwrap();
         let s = Snapshot::build(&a, &l, demand, Utc::now()).unwrap();

@@ -215,6 +215,9 @@ struct Shared {
     /// Whether snapshots publish the desired size never below the safe size
     /// ([`Snapshot::shrink_floor`]): set while the drain-before-shrink loop runs.
     shrink_floor: AtomicBool,
+    /// While the loop runs, its `--undrain-grace` in milliseconds: how long a job waits before
+    /// it counts on this server's drains as room ([`DemandInputs::room_after`]).
+    room_after_ms: AtomicU64,
 }
 
 struct Ask {
@@ -268,6 +271,7 @@ impl Broker {
             description,
             refreshing: AtomicBool::new(false),
             shrink_floor: AtomicBool::new(false),
+            room_after_ms: AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::channel();
         let worker_shared = Arc::clone(&shared);
@@ -473,10 +477,16 @@ impl Broker {
             .ok_or_else(|| refused(format!("security.owner is not a uid: {answer}")))
     }
 
-    /// Makes the snapshots publish the desired size never below the safe size (while the
-    /// drain-before-shrink loop runs) or not.
-    pub fn set_shrink_floor(&self, on: bool) {
-        self.shared.shrink_floor.store(on, Ordering::Release);
+    /// Tells the snapshots whether the drain-before-shrink loop runs, with its undrain grace:
+    /// while it does (`Some`), they publish the desired size never below the safe size and
+    /// count a waiting job on the loop's drains as room only once it has waited the grace;
+    /// `None`, as without the loop.
+    pub fn set_shrink_loop(&self, undrain_grace: Option<Duration>) {
+        let ms = undrain_grace.map_or(0, |g| u64::try_from(g.as_millis()).unwrap_or(u64::MAX));
+        self.shared.room_after_ms.store(ms, Ordering::Release);
+        self.shared
+            .shrink_floor
+            .store(undrain_grace.is_some(), Ordering::Release);
     }
 
     /// Stops the thread and waits for it (at most one round's timeout).

@@ -258,6 +258,7 @@ impl Worker {
             shapes: Some(&self.jobspecs.shapes),
             stuck_after: settings.stuck_after,
             stopped_queues: Some(&stopped_queues),
+            room_after: Duration::from_millis(self.shared.room_after_ms.load(Ordering::Acquire)),
         };
         let mut snapshot = Snapshot::build(&answers, &listing, demand, Utc::now())?;
         self.shared

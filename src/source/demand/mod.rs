@@ -12,6 +12,10 @@
 //!   shape in R; drained and excluded ranks take nothing, except the ones this server drained
 //!   for a shrink, which count as they would be once undrained; a job whose constraint a node
 //!   fails does not go there. A job that fits nowhere makes S the whole set. At least 1.
+//! - drained room: with the drain-before-shrink loop, a job the model places on a rank this
+//!   server drained counts only once it has waited `room_after` (`--undrain-grace`); before
+//!   that it is left out. Most such waits end when a job on the open ranks ends, and the rank
+//!   could not be undrained sooner than a grace after the size rose anyway.
 //! - liveness: a job the model places on the running nodes but that has waited longer than
 //!   `stuck_after` while S is not above the current size is placed on new nodes only, so that
 //!   a model that disagrees with the real scheduler costs nodes for a while, never a job that
@@ -44,6 +48,8 @@ struct Room {
     free_gpus: u32,
     /// At or above the current size: a node the MiniCluster would add.
     new: bool,
+    /// Drained by this server for a shrink: room once undrained.
+    drained: bool,
 }
 
 /// The ranks a job may be placed on, with their free cores and GPUs.
@@ -55,6 +61,8 @@ pub struct Pool {
     current_size: u64,
     max_cores: u64,
     max_gpus: u64,
+    /// How long a job must have waited before it counts on drained room (zero: at once).
+    room_after: Duration,
 }
 
 /// What the resource sets say about where jobs can go.
@@ -67,11 +75,14 @@ pub struct Resources<'a> {
     pub online: &'a IdSet,
     /// Ranks that take nothing: drained (not for a shrink by this server) and excluded ones.
     pub closed: &'a IdSet,
+    /// Ranks this server drained for a shrink: room as they would be once undrained.
+    pub shrink_drained: &'a IdSet,
     /// Highest online rank + 1.
     pub current_size: u64,
 }
 
-fn count(ids: &IdSet) -> u32 {
+/// How many ids, as the `u32` the model counts in (saturating).
+pub(crate) fn count(ids: &IdSet) -> u32 {
     u32::try_from(ids.len()).unwrap_or(u32::MAX)
 }
 
@@ -101,6 +112,7 @@ impl Pool {
                 free_cores,
                 free_gpus,
                 new,
+                drained: r.shrink_drained.contains(rank),
             });
         }
         Pool {
@@ -109,7 +121,15 @@ impl Pool {
             current_size: r.current_size,
             max_cores: r.all.max_cores_per_node(),
             max_gpus: r.all.nodes().map(|(_, n)| n.gpus.len()).max().unwrap_or(0),
+            room_after: Duration::ZERO,
         }
+    }
+
+    /// The same pool, where a job counts on this server's drained room only once it has waited
+    /// `wait` (the drained-room rule of the module documentation).
+    pub fn drained_room_after(mut self, wait: Duration) -> Pool {
+        self.room_after = wait;
+        self
     }
 
     /// Where `shape` goes first-fit, as (room index, cores, GPUs) takes, or `None` when it
@@ -211,7 +231,7 @@ impl Pool {
         now: f64,
         stuck_after: Duration,
     ) -> u64 {
-        let first = self.run(jobs, nodes, None);
+        let first = self.run(jobs, nodes, now, None);
         if first > self.current_size {
             return first; // growing already: whatever waits gets its chance on the new nodes
         }
@@ -219,7 +239,7 @@ impl Pool {
         if !jobs.iter().any(old) {
             return first;
         }
-        self.run(jobs, nodes, Some(&old))
+        self.run(jobs, nodes, now, Some(&old))
     }
 
     /// One first-fit pass; jobs for which `stuck` holds go on new nodes when they can.
@@ -227,10 +247,17 @@ impl Pool {
         &self,
         jobs: &[Waiting<'_>],
         nodes: &Nodes<'_>,
+        now: f64,
         stuck: Option<&dyn Fn(&Waiting<'_>) -> bool>,
     ) -> u64 {
         let mut pool = self.clone();
         let mut top = 1;
+        // A job whose wait began less than `room_after` ago (a job whose start is unknown has
+        // waited long enough).
+        let young = |j: &Waiting<'_>| {
+            j.since
+                .is_some_and(|t| now - t < self.room_after.as_secs_f64())
+        };
         for job in jobs {
             let Some(mut takes) = pool.fit(job.shape, nodes, false) else {
                 top = self.all; // fits nowhere beside what runs now: the whole set
@@ -241,6 +268,9 @@ impl Pool {
                 if let Some(t) = pool.fit(job.shape, nodes, true) {
                     takes = t;
                 }
+            }
+            if takes.iter().any(|&(i, ..)| pool.rooms[i].drained) && young(job) {
+                continue; // on drained room, and not waiting long enough to count there
             }
             top = top.max(pool.take(&takes));
         }

@@ -71,6 +71,7 @@ fn pool(
         allocated,
         online: &ids(online),
         closed: &IdSet::parse(closed).unwrap(),
+        shrink_drained: &IdSet::default(),
         current_size,
     })
 }
@@ -202,4 +203,53 @@ fn exclusive_needs_every_core_free() {
     assert_eq!(size_of(&pool, &[nodes(1, true)]), 1);
     assert_eq!(size_of(&pool, &[nodes(1, true), nodes(1, true)]), 2);
     assert_eq!(size_of(&pool, &[nodes(3, true)]), 2);
+}
+
+#[test]
+fn a_job_counts_on_drained_room_once_it_has_waited_the_grace() {
+    // Ranks 0-3 of four cores up; 0-1 full, 2-3 drained by this server for a shrink.
+    let all = set(&[("0-3", "0-3", "")]);
+    let allocated = set(&[("0-1", "0-3", "")]);
+    let drained = ids("2-3");
+    let pool = Pool::new(&Resources {
+        all: &all,
+        allocated: &allocated,
+        online: &ids("0-3"),
+        closed: &IdSet::default(),
+        shrink_drained: &drained,
+        current_size: 4,
+    });
+    let (p, h) = (BTreeMap::new(), BTreeMap::new());
+    let n = Nodes {
+        properties: &p,
+        hostnames: &h,
+    };
+    let job = slots(1, 2, 0);
+    let waited = |secs: f64| {
+        [Waiting {
+            shape: &job,
+            since: Some(NOW - secs),
+        }]
+    };
+    let bound = Duration::from_secs(300);
+    // Without the rule (the loop off), the drained rank 2 is room at once.
+    assert_eq!(pool.size(&waited(5.0), &n, NOW, bound), 3);
+    let grace = pool.clone().drained_room_after(Duration::from_secs(30));
+    // Waiting 5 s for the full ranks: left out, the size stays 1.
+    assert_eq!(grace.size(&waited(5.0), &n, NOW, bound), 1);
+    // Waiting 40 s: it needs rank 2.
+    assert_eq!(grace.size(&waited(40.0), &n, NOW, bound), 3);
+    // A job whose wait is not known counts at once.
+    let unknown = [Waiting {
+        shape: &job,
+        since: None,
+    }];
+    assert_eq!(grace.size(&unknown, &n, NOW, bound), 3);
+    // A job that fits nowhere makes the whole set, young or not.
+    let huge = slots(1, 8, 0);
+    let huge = [Waiting {
+        shape: &huge,
+        since: Some(NOW - 1.0),
+    }];
+    assert_eq!(grace.size(&huge, &n, NOW, bound), 4);
 }

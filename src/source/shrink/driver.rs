@@ -83,7 +83,7 @@ impl Running {
 
 /// Starts the loop on `broker`; it reports what it does in `status`.
 pub fn spawn(broker: Broker, settings: Settings, status: Status) -> Running {
-    broker.set_shrink_floor(true);
+    broker.set_shrink_loop(Some(settings.undrain_grace));
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(
         Loop {
@@ -329,7 +329,7 @@ impl Loop {
     fn not_owner(&mut self, why: &str) {
         self.off = true;
         self.owner_checked = true;
-        self.broker.set_shrink_floor(false);
+        self.broker.set_shrink_loop(None);
         tracing::warn!(
             "drain before shrink is OFF: {why}; drains are owner-only, so nothing is drained \
              (the metrics are served as without --drain-before-shrink)"
@@ -342,7 +342,7 @@ impl Loop {
     /// Undrains this server's drains (the server stops): ranks drained for a shrink that will
     /// not be watched any more would stay out of use.
     async fn release(&mut self) {
-        self.broker.set_shrink_floor(false);
+        self.broker.set_shrink_loop(None);
         if self.off {
             return;
         }

@@ -21,10 +21,12 @@ pub mod reason;
 
 pub use reason::{REASON_PREFIX, reason, size_of_reason};
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::source::rlist::IdSet;
+use crate::source::demand::{Nodes, Pool, Resources, Shape, Waiting, count};
+use crate::source::rlist::{IdSet, ResourceSet};
 use crate::source::snapshot::Snapshot;
 
 /// Default `--shrink-delay`: the HPA's default scale-down stabilization window.
@@ -108,34 +110,58 @@ impl Observation {
     }
 }
 
-/// The nodes the running jobs of `snapshot` would fill if they were packed together: every node
-/// they hold wholly, plus what they hold on the others (cores, or GPUs when those need more) in
-/// nodes of the largest size, rounded up once.
+/// The size the running jobs of `snapshot` would fit in if they were packed onto the lowest
+/// ranks: what each node holds now (all of it for a node held wholly), largest first, placed
+/// first-fit on the ranks emptied, by the placement model of the waiting jobs
+/// ([`Pool`]); 0 when nothing runs. Ranks drained by someone else
+/// or excluded take nothing; this server's shrink drains count as room.
 ///
 /// Under a steady load the work that runs now is followed by work like it, so the drains leave
 /// that much room: N alone (what the waiting jobs need) is 1 whenever nothing waits, and a
 /// trickle of jobs needing three nodes would otherwise be drained down to one node, each new
 /// job then waiting `undrain_grace` for its rank (BENCHMARKS.md, drain before shrink). Packed,
-/// not counted where they run: jobs spread over every node by the scheduler still let the
-/// cluster shrink to the nodes their cores fill.
+/// not counted where they run: jobs the scheduler spread over every node (flux-core's
+/// scheduler puts a job on the node with the most free cores) still let the cluster shrink to
+/// the nodes they fill. Placed, not summed: three jobs of three cores need three nodes of four
+/// cores, not the 9 / 4 rounded up that a sum of cores gives.
 pub fn packed_running(snapshot: &Snapshot) -> u64 {
     let whole = snapshot.all.ranks_wholly_in(&snapshot.allocated);
-    let (mut cores, mut gpus) = (0u64, 0u64);
-    for (rank, node) in snapshot.allocated.nodes() {
-        if !whole.contains(rank) {
-            cores = cores.saturating_add(node.cores.len());
-            gpus = gpus.saturating_add(node.gpus.len());
-        }
-    }
-    let max_gpus = snapshot
-        .all
+    let mut held: Vec<Shape> = snapshot
+        .allocated
         .nodes()
-        .map(|(_, n)| n.gpus.len())
-        .max()
-        .unwrap_or(0);
-    let per = |n: u64, per_node: u64| n.div_ceil(per_node.max(1));
-    let partial = per(cores, snapshot.all.max_cores_per_node()).max(per(gpus, max_gpus));
-    whole.len().saturating_add(partial)
+        .map(|(rank, node)| Shape {
+            nodes: 1,
+            slots: 1,
+            cores_per_slot: count(&node.cores),
+            gpus_per_slot: count(&node.gpus),
+            exclusive: whole.contains(rank),
+            constraint: None,
+        })
+        .collect();
+    if held.is_empty() {
+        return 0;
+    }
+    held.sort_by_key(|s| Reverse((s.exclusive, s.cores_per_slot, s.gpus_per_slot)));
+    let ours = IdSet::union_all(snapshot.shrink_drains.iter().map(|(r, _)| r));
+    let closed = snapshot.drained.difference(&ours).union(&snapshot.excluded);
+    let pool = Pool::new(&Resources {
+        all: &snapshot.all,
+        allocated: &ResourceSet::default(),
+        online: &snapshot.online,
+        closed: &closed,
+        shrink_drained: &ours,
+        current_size: snapshot.nodes.current_size,
+    });
+    let jobs: Vec<Waiting<'_>> = held
+        .iter()
+        .map(|shape| Waiting { shape, since: None })
+        .collect();
+    let none = BTreeMap::new();
+    let anywhere = Nodes {
+        properties: &none,
+        hostnames: &BTreeMap::new(),
+    };
+    pool.size(&jobs, &anywhere, 0.0, Duration::MAX)
 }
 
 /// What to do now.

@@ -561,3 +561,30 @@ fn the_running_jobs_packed_size_of_the_recorded_scenarios() {
         );
     }
 }
+
+#[test]
+fn the_running_jobs_are_placed_not_summed() {
+    // room-on-busy: ranks 0-3 of four cores. Three cores held on ranks 0 and 1 and two on
+    // rank 2: eight cores, two nodes by a sum, but no two of those fit on one node of four.
+    let mut s = snapshot("room-on-busy");
+    let held = |lite: serde_json::Value| {
+        crate::source::rlist::ResourceSet::from_json(&serde_json::json!({
+            "version": 1, "execution": {"R_lite": lite}
+        }))
+        .unwrap()
+    };
+    s.allocated = held(serde_json::json!([
+        {"rank": "0-1", "children": {"core": "0-2"}},
+        {"rank": "2", "children": {"core": "0-1"}},
+    ]));
+    assert_eq!(packed_running(&s), 3, "3 + 3 + 2 cores on nodes of 4");
+    // Two cores on each of ranks 0-3 pack two to a node.
+    s.allocated = held(serde_json::json!([{"rank": "0-3", "children": {"core": "2-3"}}]));
+    assert_eq!(packed_running(&s), 2);
+    // An administrator's drain of rank 0 leaves ranks 1 and 2 for them: size 3.
+    s.drained = ids("0");
+    assert_eq!(packed_running(&s), 3, "rank 0 takes nothing");
+    // This server's shrink drain of rank 0 is room: size 2 again.
+    s.shrink_drains = vec![(ids("0"), 2)];
+    assert_eq!(packed_running(&s), 2, "a shrink drain counts as room");
+}
