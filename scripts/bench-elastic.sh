@@ -2,25 +2,31 @@
 # Drain before shrink, measured: a live Flux instance of 8 brokers, a seeded job trace, the server
 # (debug build), an emulated HPA and an emulated Flux Operator (scripts/elastic.py), once without
 # and once with --drain-before-shrink for each operator delay. Prints one Markdown table.
-# Usage: scripts/bench-elastic.sh [--delays "0 10 25"] [--modes "off on"] [--seed N] [--out DIR]
-#        [--tag NAME] [-- ELASTIC_ARGS...]   (extra arguments for `elastic.py run`, e.g.
-#        --undrain-grace 0; NAME goes into the result files' names)
+# Usage: scripts/bench-elastic.sh [--delays "10 25"] [--modes "off on"] [--seed N]
+#        [--trace cores|exclusive] [--jobs N] [--out DIR] [--tag NAME] [-- ELASTIC_ARGS...]
+#   --jobs N   run N configurations at once (each its own instance, ports and directory)
+#   -- ...     extra arguments for `elastic.py run`, e.g. --undrain-grace 0; NAME goes into
+#              the result files' names
 # Needs `flux` (flux-core) on PATH and FLUX_CORE_LIB if libflux-core.so.2 is not on the loader
-# path; each configuration takes about 11 minutes (--horizon 660 s).
+# path; a configuration takes about 18 minutes with the cores trace, 11 with exclusive.
 set -euo pipefail
 
-delays="0 10 25"
+delays="10 25"
 modes="off on"
 seed=1
+trace=cores
+jobs=1
 out=target/bench-elastic
 extra=()
 tag=
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --delays) delays=$2; shift 2 ;;
     --modes) modes=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
+    --trace) trace=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --tag) tag=-$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
@@ -28,6 +34,7 @@ while [ $# -gt 0 ]; do
     *) usage >&2; exit 2 ;;
   esac
 done
+case "$jobs" in ''|*[!0-9]*|0) echo "bench-elastic.sh: --jobs wants a positive number, not '$jobs'" >&2; exit 2 ;; esac
 cd "$(dirname "$0")/.."
 command -v flux >/dev/null || { echo "bench-elastic.sh: flux is not on PATH" >&2; exit 2; }
 command -v python3 >/dev/null || { echo "bench-elastic.sh: needs python3" >&2; exit 2; }
@@ -42,15 +49,22 @@ cp target/debug/flux-metrics-api "$out/flux-metrics-api"
 bin="$out/flux-metrics-api"
 git log -1 --format='%h %s' >"$out/commit"
 files=()
+pids=()
 for delay in $delays; do
   for mode in $modes; do
     flag=()
     [ "$mode" = on ] && flag=(--drain-before-shrink)
-    name="$out/seed$seed-delay$delay-$mode$tag"
-    echo "== operator delay ${delay}s, --drain-before-shrink $mode: $name.json (log: $name.log)" >&2
-    python3 scripts/elastic.py run --bin "$bin" --seed "$seed" --operator-delay "$delay" \
-      "${flag[@]}" "${extra[@]}" --out "$name.json" >/dev/null
+    name="$out/$trace-seed$seed-delay$delay-$mode$tag"
+    echo "== trace $trace, operator delay ${delay}s, --drain-before-shrink $mode: $name.json (log: $name.log)" >&2
+    python3 scripts/elastic.py run --bin "$bin" --seed "$seed" --trace "$trace" \
+      --operator-delay "$delay" "${flag[@]}" "${extra[@]}" --out "$name.json" >/dev/null &
+    pids+=($!)
     files+=("$name.json")
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
   done
 done
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+[ "$failed" = 0 ] || echo "bench-elastic.sh: a configuration failed (see its log)" >&2
 python3 scripts/elastic.py table "${files[@]}"
+exit "$failed"

@@ -4,7 +4,7 @@ and an emulated Flux Operator, driven by a seeded job trace. Used by scripts/ben
 
   elastic.py run --bin PATH --out FILE.json [options]   one configuration (see --help)
   elastic.py table FILE.json...                          the Markdown table of some runs
-  elastic.py trace [--seed N]                            print the job trace
+  elastic.py trace [--seed N] [--trace cores|exclusive]  print the job trace
 
 How the pieces are emulated:
 - The instance is `flux start --test-size=8 --test-hosts=fake[0-7] --test-exit-mode=leader`
@@ -50,15 +50,24 @@ EXTERNAL = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/"
 # The trace
 
 
-def trace(seed):
+TRACES = ("cores", "exclusive")
+
+
+def trace(seed, kind="cores"):
     """The seeded job trace: (name, submit second, nodes or None, cores, seconds).
 
     - a burst at 0 needing all nodes: eight 1-node jobs and two 2-node jobs (12 nodes' worth);
-    - a trickle from 20 s to 380 s needing two or three nodes: a job every 6-24 s, each 20-60
-      s; two in three ask for a whole node, one in three for two cores (half a node, which the
-      scheduler places where it finds the most free cores);
+    - a trickle needing two or three nodes, each job 20-60 s long:
+      `cores` (the default): from 20 s to 800 s, a job every 4-10 s asking for 1, 2 or 3 cores
+      (`flux submit -n1 -cC`), about 11 cores busy at a time; flux-core's scheduler puts each
+      on the node with the most free cores (worst-fit), so they spread over every idle node;
+      `exclusive`: from 20 s to 380 s, a job every 6-24 s, two in three asking for a whole node
+      and one in three for two cores; the whole-node jobs go to the lowest idle node, so they
+      stay on low ranks;
     - a smaller burst at 240 s: four 1-node jobs and one 2-node job (6 nodes' worth), 30-50 s.
     """
+    if kind not in TRACES:
+        raise SystemExit(f"elastic.py: no trace {kind!r} (one of {', '.join(TRACES)})")
     rng = random.Random(seed)
     jobs = []
     for _ in range(8):
@@ -67,6 +76,12 @@ def trace(seed):
         jobs.append((0.0, 2, CORES, rng.uniform(30, 50)))
     t = 20.0
     while True:
+        if kind == "cores":
+            t += rng.uniform(4, 10)
+            if t > 800:
+                break
+            jobs.append((t, None, rng.choice((1, 2, 3)), rng.uniform(20, 60)))
+            continue
         t += rng.uniform(6, 24)
         if t > 380:
             break
@@ -423,7 +438,7 @@ def measure(args, undo):
     server.wait_up()
     log(f"server up: {' '.join(server.cmd)}")
     hpa = Hpa(args.window, SIZE)
-    jobs = trace(args.seed)
+    jobs = trace(args.seed, args.trace)
     stop = threading.Event()
     undo.append(stop.set)
     timeline = []
@@ -490,6 +505,8 @@ def measure(args, undo):
         threading.Thread(target=submitter, daemon=True),
     ]
     threads[-1].start()
+    if args.horizon is None:
+        args.horizon = jobs[-1][1] + 280  # the last job's end, and time for the HPA to shrink
     while time.time() - t0 < args.horizon:
         time.sleep(1)
     stop.set()
@@ -551,6 +568,7 @@ def summarize(args, trace_jobs, listed, operator, hpa, horizon, t0, eventlog):
         "window": args.window,
         "sync": args.sync,
         "seed": args.seed,
+        "trace": args.trace,
         "horizon": round(horizon, 1),
         "trace_jobs": len(trace_jobs),
         "jobs_seen": len(jobs),
@@ -584,16 +602,16 @@ def row(r):
     flag = (f"on (--shrink-delay {r['shrink_delay']:g}s, --undrain-grace {r['undrain_grace']:g}s)"
             if r["flag"] else "off")
     util = f"{100 * r['used'] / r['provisioned']:.0f}%" if r["provisioned"] else "-"
-    return (f"| {flag} | {r['operator_delay']:g} s | {r['lost']} | {r['provisioned']} | "
+    return (f"| {r.get('trace', 'exclusive')} | {flag} | {r['operator_delay']:g} s | {r['lost']} | {r['provisioned']} | "
             f"{r['used']} ({util}) | {r['mean_wait']} s (max {r['max_wait']}) | "
             f"{r['scale_ups']} up, {r['scale_downs']} down | "
             f"{r['our_drain_events']['drain']}/{r['our_drain_events']['undrain']} | "
             f"{r['unfinished']} |")
 
 
-HEADER = ("| --drain-before-shrink | operator delay | jobs lost | node-seconds provisioned | "
+HEADER = ("| trace | --drain-before-shrink | operator delay | jobs lost | node-seconds provisioned | "
           "node-seconds used | mean wait | scale events | drains/undrains | unfinished |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+          "|---|---|---|---|---|---|---|---|---|---|")
 
 
 def table(paths):
@@ -618,13 +636,17 @@ def main():
                    help="seconds from the HPA's shrink to the brokers' exit")
     r.add_argument("--start-delay", type=float, default=5,
                    help="seconds from the HPA's growth to the new brokers' start")
-    r.add_argument("--horizon", type=float, default=660, help="seconds measured")
+    r.add_argument("--horizon", type=float,
+                   help="seconds measured (default: the last submission + 280 s: about 660 s for "
+                   "the exclusive trace, about 1080 s for cores)")
     r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--trace", choices=TRACES, default="cores", help="which job trace")
     r.add_argument("-v", "--verbose", action="store_true")
     t = sub.add_parser("table", help="Markdown table of result files")
     t.add_argument("files", nargs="+")
     tr = sub.add_parser("trace", help="print the job trace")
     tr.add_argument("--seed", type=int, default=1)
+    tr.add_argument("--trace", choices=TRACES, default="cores")
     args = p.parse_args()
     if args.cmd == "run":
         run(args)
@@ -632,10 +654,11 @@ def main():
         table(args.files)
     else:
         total = 0.0
-        for name, t, nodes, cores, secs in trace(args.seed):
+        jobs = trace(args.seed, args.trace)
+        for name, t, nodes, cores, secs in jobs:
             total += (nodes if nodes else cores / CORES) * secs
             print(f"{name} {t:6.1f} s  flux submit {' '.join(submit_args(nodes, cores, secs))}")
-        print(f"# {len(trace(args.seed))} jobs, {total:.0f} node-seconds of work")
+        print(f"# {len(jobs)} jobs, {total:.0f} node-seconds of work")
 
 
 if __name__ == "__main__":
