@@ -542,10 +542,13 @@ def summarize(args, trace_jobs, listed, operator, hpa, horizon, t0, eventlog):
     lost = [j for j in started if j.get("state") == "INACTIVE" and j.get("result") != "COMPLETED"]
     unfinished = [j for j in jobs if j.get("state") != "INACTIVE"]
     waits = [j["t_run"] - j["t_submit"] for j in started]
+    # The node-seconds the jobs used: their cores over the cores of a node, so that two jobs
+    # sharing a node count it once.
     used = 0.0
     for j in started:
         end = j.get("t_cleanup") or (t0 + horizon)
-        used += j.get("nnodes", 1) * (min(end, t0 + horizon) - j["t_run"])
+        nodes = j.get("ncores", CORES * j.get("nnodes", 1)) / CORES
+        used += nodes * (min(end, t0 + horizon) - j["t_run"])
     provisioned = 0.0
     for spans in operator.intervals.values():
         for a, b in spans:
