@@ -112,9 +112,9 @@ impl Observation {
 
 /// The size the running jobs of `snapshot` would fit in if they were packed onto the lowest
 /// ranks: what each node holds now (all of it for a node held wholly), largest first, placed
-/// first-fit on the ranks emptied, by the placement model of the waiting jobs
-/// ([`Pool`]); 0 when nothing runs. Ranks drained by someone else
-/// or excluded take nothing; this server's shrink drains count as room.
+/// first-fit on the ranks emptied by the placement model of the waiting jobs ([`Pool`]); 0 when
+/// nothing runs. Ranks drained by someone else or excluded take nothing; this server's shrink
+/// drains count as room.
 ///
 /// Under a steady load the work that runs now is followed by work like it, so the drains leave
 /// that much room: N alone (what the waiting jobs need) is 1 whenever nothing waits, and a
@@ -156,10 +156,10 @@ pub fn packed_running(snapshot: &Snapshot) -> u64 {
         .iter()
         .map(|shape| Waiting { shape, since: None })
         .collect();
-    let none = BTreeMap::new();
+    let (no_properties, no_hostnames) = (BTreeMap::new(), BTreeMap::new());
     let anywhere = Nodes {
-        properties: &none,
-        hostnames: &BTreeMap::new(),
+        properties: &no_properties,
+        hostnames: &no_hostnames,
     };
     pool.size(&jobs, &anywhere, 0.0, Duration::MAX)
 }
