@@ -506,7 +506,8 @@ def measure(args, undo):
     ]
     threads[-1].start()
     if args.horizon is None:
-        args.horizon = jobs[-1][1] + 280  # the last job's end, and time for the HPA to shrink
+        # The last submission, its job (at most 60 s), then drains, the HPA window and the shrink.
+        args.horizon = jobs[-1][1] + 280
     while time.time() - t0 < args.horizon:
         time.sleep(1)
     stop.set()
